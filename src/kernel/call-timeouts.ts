@@ -1,0 +1,76 @@
+/**
+ * Call deadlines without a timer per call. Calls with the same timeout expire in the order they
+ * were made, so each timeout value keeps a FIFO; one clock timer is armed for the earliest head.
+ * A call that settles is not removed (O(1)); settled heads are dropped when met.
+ */
+import type { Clock, TimerHandle } from './clock.js';
+import { TimeoutError } from './errors.js';
+import type { CallRecord } from './process.js';
+import { Queue } from './queue.js';
+
+export class CallTimeouts {
+  readonly #clock: Clock;
+  readonly #fifos = new Map<number, Queue<CallRecord>>();
+  #timer: TimerHandle | null = null;
+  #timerAt = Number.POSITIVE_INFINITY;
+  readonly #fire = () => this.#expire();
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  add(rec: CallRecord): void {
+    const ms = rec.timeoutMs;
+    if (ms === Number.POSITIVE_INFINITY) return;
+    const deadline = this.#clock.now() + ms;
+    rec.deadline = deadline;
+    let fifo = this.#fifos.get(ms);
+    if (fifo === undefined) {
+      fifo = new Queue<CallRecord>();
+      this.#fifos.set(ms, fifo);
+    } else {
+      while (fifo.length > 0 && (fifo.peek() as CallRecord).settled) fifo.shift();
+    }
+    fifo.push(rec);
+    if (deadline < this.#timerAt) this.#arm(deadline);
+  }
+
+  /** Stop the timer and forget every deadline (runtime shutdown). */
+  clear(): void {
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    this.#fifos.clear();
+  }
+
+  #arm(at: number): void {
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = this.#clock.setTimeout(this.#fire, Math.max(0, at - this.#clock.now()));
+  }
+
+  #expire(): void {
+    this.#timer = null;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    const now = this.#clock.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [ms, fifo] of this.#fifos) {
+      while (fifo.length > 0) {
+        const head = fifo.peek() as CallRecord;
+        if (head.settled) {
+          fifo.shift();
+          continue;
+        }
+        if (head.deadline > now) {
+          if (head.deadline < next) next = head.deadline;
+          break;
+        }
+        fifo.shift();
+        head.target.openCalls?.delete(head);
+        head.reject(new TimeoutError(`call to ${head.target}`, ms));
+      }
+      if (fifo.length === 0) this.#fifos.delete(ms);
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#arm(next);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The runtime's clock: timers, call timeouts and supervisor restart windows read it. Tests inject
+ * a VirtualClock and advance it by hand, so timer-driven logic is tested without sleeping.
+ */
+
+export interface TimerHandle {
+  readonly __timer: true;
+}
+
+export interface Clock {
+  /** Monotonic milliseconds. */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/** Wall-clock time (performance.now) and Node's timers. */
+export class RealClock implements Clock {
+  now(): number {
+    return performance.now();
+  }
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return setTimeout(fn, ms) as unknown as TimerHandle;
+  }
+  clearTimeout(handle: TimerHandle): void {
+    clearTimeout(handle as unknown as NodeJS.Timeout);
+  }
+}
+
+interface VirtualTimer extends TimerHandle {
+  at: number;
+  seq: number;
+  fn: (() => void) | null;
+}
+
+/**
+ * A clock that moves only when told to. `advance(ms)` fires every timer due within that span, in
+ * due-time order (ties in creation order), moving `now()` to each timer's due time as it fires.
+ */
+export class VirtualClock implements Clock {
+  #now: number;
+  #seq = 0;
+  #timers: VirtualTimer[] = [];
+
+  constructor(start = 0) {
+    this.#now = start;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer: VirtualTimer = {
+      __timer: true,
+      at: this.#now + Math.max(0, ms),
+      seq: this.#seq++,
+      fn,
+    };
+    // Keep the list sorted by (at, seq); timers are few in tests, insertion is fine.
+    const list = this.#timers;
+    let i = list.length;
+    while (i > 0 && (list[i - 1] as VirtualTimer).at > timer.at) i--;
+    list.splice(i, 0, timer);
+    return timer;
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    const timer = handle as VirtualTimer;
+    timer.fn = null;
+    const i = this.#timers.indexOf(timer);
+    if (i >= 0) this.#timers.splice(i, 1);
+  }
+
+  /** Number of timers still pending. */
+  get pending(): number {
+    return this.#timers.length;
+  }
+
+  /** Move time forward by `ms`, firing every timer that falls due. */
+  advance(ms: number): void {
+    if (!(ms >= 0)) throw new RangeError(`advance needs a non-negative number of ms, got ${ms}`);
+    const until = this.#now + ms;
+    for (;;) {
+      const next = this.#timers[0];
+      if (next === undefined || next.at > until) break;
+      this.#timers.shift();
+      this.#now = next.at;
+      const fn = next.fn;
+      next.fn = null;
+      fn?.();
+    }
+    this.#now = until;
+  }
+
+  /** Fire timers until none is left (timers that re-arm themselves forever make this throw). */
+  runAll(maxTimers = 100_000): void {
+    for (let fired = 0; this.#timers.length > 0; fired++) {
+      if (fired >= maxTimers) throw new Error(`runAll fired ${maxTimers} timers and timers remain`);
+      const next = this.#timers[0] as VirtualTimer;
+      this.advance(next.at - this.#now);
+    }
+  }
+}

@@ -1,0 +1,51 @@
+import type { Behaviour, From, MonitorRef } from './behaviour.js';
+import type { AgentRef, AnyRef, Pid } from './pid.js';
+import type { Runtime, SpawnOptions, TimerRef } from './runtime.js';
+
+/** Where a message can go: a ref, or a name registered with `runtime.register`. */
+export type Dest<Call = unknown, Reply = unknown, Cast = unknown, Info = unknown> =
+  | AgentRef<Call, Reply, Cast, Info>
+  | Pid
+  | Name;
+
+/** A registered name. */
+export type Name = string | number | symbol;
+
+/**
+ * What an agent's callbacks can do. The context is the agent itself: messages sent through it
+ * come from this agent, agents spawned through it have it as parent, timers are owned by it.
+ */
+export interface AgentContext<Call = unknown, Reply = unknown, Cast = unknown, Info = unknown> {
+  /** This agent's handle. */
+  readonly self: AgentRef<Call, Reply, Cast, Info>;
+  readonly runtime: Runtime;
+  /** Answer a call that was left pending with `noreply`. Returns false if it had already settled. */
+  reply<R>(from: From<R>, value: R): boolean;
+  /** Turn exit signals from links into EXIT messages (true) or let them kill this agent (false). */
+  trapExit(on: boolean): void;
+  link(other: AnyRef | Pid): void;
+  unlink(other: AnyRef | Pid): void;
+  /** Receive a DOWN message when `other` exits (at once, with reason 'noproc', if it is gone). */
+  monitor(other: AnyRef | Pid): MonitorRef;
+  demonitor(monitor: MonitorRef): boolean;
+  /** Spawn an agent whose parent is this agent. */
+  spawn<A, S, C, R, K, I>(
+    behaviour: Behaviour<A, S, C, R, K, I>,
+    args: A,
+    options?: SpawnOptions,
+  ): Promise<AgentRef<C, R, K, I>>;
+  /** Spawn an agent linked to this one. */
+  spawnLink<A, S, C, R, K, I>(
+    behaviour: Behaviour<A, S, C, R, K, I>,
+    args: A,
+    options?: Omit<SpawnOptions, 'link'>,
+  ): Promise<AgentRef<C, R, K, I>>;
+  call<C, R>(dest: Dest<C, R>, msg: C, timeoutMs?: number): Promise<R>;
+  cast<K>(dest: Dest<unknown, unknown, K>, msg: K): boolean;
+  send<I>(dest: Dest<unknown, unknown, unknown, I>, msg: I): boolean;
+  /** Send `msg` to this agent's handleInfo after `ms` (runtime clock). Cancelled if the agent exits. */
+  sendAfter(msg: Info, ms: number): TimerRef;
+  cancelTimer(timer: TimerRef): number | false;
+  /** Send an exit signal to another agent (`'kill'` cannot be trapped). */
+  exit(dest: AnyRef | Pid, reason: unknown): void;
+}

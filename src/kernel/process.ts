@@ -1,0 +1,531 @@
+/**
+ * The generic agent loop: one process per agent. It owns the mailbox, runs one message at a time
+ * through the behaviour's callbacks (one dispatch wrapper, so user code can never break the loop),
+ * and carries out exits: links, monitors, pending callers.
+ *
+ * Internal: the public surface is Runtime and AgentContext.
+ */
+import {
+  type Behaviour,
+  CallReply,
+  type DownMessage,
+  type ExitMessage,
+  type From,
+  type MonitorRef,
+  NoReply,
+  Stop,
+} from './behaviour.js';
+import type { AgentContext, Dest } from './context.js';
+import { BadReturnError, ExitError, NotImplementedError } from './errors.js';
+import { AgentRef, type AnyRef, type Pid } from './pid.js';
+import { Queue } from './queue.js';
+import type { Runtime, SpawnOptions, TimerRef } from './runtime.js';
+
+export const enum Status {
+  Starting = 0,
+  Idle = 1,
+  Scheduled = 2,
+  Running = 3,
+  Awaiting = 4,
+  Exiting = 5,
+  Dead = 6,
+}
+
+export const enum Kind {
+  Call = 0,
+  Cast = 1,
+  Info = 2,
+  Stop = 3,
+}
+
+export const enum Overflow {
+  Reject = 0,
+  DropOldest = 1,
+  DropNewest = 2,
+}
+
+/**
+ * One pending call. It is the `from` handed to handleCall. The promise is created lazily: a call
+ * answered synchronously never pays for a promise executor.
+ */
+export class CallRecord {
+  settled = false;
+  resolveFn: ((v: unknown) => void) | null = null;
+  rejectFn: ((e: unknown) => void) | null = null;
+  outcome: unknown = undefined;
+  failed = false;
+  deadline = 0;
+
+  constructor(
+    readonly msg: unknown,
+    readonly target: Process,
+    readonly timeoutMs: number,
+  ) {}
+
+  resolve(value: unknown): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    if (this.resolveFn !== null) this.resolveFn(value);
+    else this.outcome = value;
+    return true;
+  }
+
+  reject(error: unknown): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    if (this.rejectFn !== null) this.rejectFn(error);
+    else {
+      this.outcome = error;
+      this.failed = true;
+    }
+    return true;
+  }
+
+  promise(): Promise<unknown> {
+    if (this.settled) return this.failed ? Promise.reject(this.outcome) : Promise.resolve(this.outcome);
+    return new Promise((resolve, reject) => {
+      this.resolveFn = resolve;
+      this.rejectFn = reject;
+    });
+  }
+}
+
+interface StopRequest {
+  reason: unknown;
+  resolve: () => void;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the loop is generic over every behaviour
+type AnyBehaviour = Behaviour<any, any, any, any, any, any>;
+
+export class Process implements AgentContext {
+  status: Status = Status.Starting;
+  state: unknown = undefined;
+  mailbox: Queue<unknown> | null = null;
+  /** Max messages in the mailbox (Infinity: unbounded). */
+  capacity = Number.POSITIVE_INFINITY;
+  overflow: Overflow = Overflow.Reject;
+  dropped = 0;
+  priority = 1;
+  trapping = false;
+  reductions = 0;
+  name: unknown = undefined;
+  parent: Process | null = null;
+  links: Set<Process> | null = null;
+  /** Monitors others hold on this process: monitor id -> watcher. */
+  watchers: Map<number, Process> | null = null;
+  /** Monitors this process holds: monitor id -> watched process. */
+  watching: Map<number, Process> | null = null;
+  /** Calls accepted with `noreply` and not answered yet, plus the one an async handler is on. */
+  openCalls: Set<CallRecord> | null = null;
+  timers: Set<number> | null = null;
+  exitWaiters: ((reason: unknown) => void)[] | null = null;
+  /** Settles the spawn promise while an async init is pending. */
+  startSettle: ((error: unknown) => void) | null = null;
+  exitReason: unknown = undefined;
+  readonly ref: AnyRef;
+
+  constructor(
+    readonly runtime: Runtime,
+    readonly id: number,
+    readonly behaviour: AnyBehaviour,
+  ) {
+    this.ref = new AgentRef(runtime.node, runtime.thread, id, this);
+  }
+
+  get self(): AnyRef {
+    return this.ref;
+  }
+
+  toString(): string {
+    return this.ref.toString();
+  }
+
+  get alive(): boolean {
+    return this.status < Status.Exiting;
+  }
+
+  // ---- mailbox -------------------------------------------------------------------------------
+
+  /**
+   * Put a message in the mailbox and make the agent runnable. Returns false when the message was
+   * dropped by the overflow policy; throws (via the runtime) for the reject policy. System
+   * messages (DOWN, EXIT, stop requests) are never refused by a bounded mailbox.
+   */
+  enqueue(kind: Kind, msg: unknown, system = false): boolean {
+    let box = this.mailbox;
+    if (box === null) {
+      box = new Queue<unknown>(8);
+      this.mailbox = box;
+    } else if (box.length >= this.capacity * 2 && !system) {
+      if (!this.runtime.overflowed(this, kind, msg)) return false;
+    }
+    box.push(kind);
+    box.push(msg);
+    if (this.status === Status.Idle) this.runtime.scheduler.schedule(this);
+    return true;
+  }
+
+  get mailboxLength(): number {
+    return this.mailbox === null ? 0 : this.mailbox.length >> 1;
+  }
+
+  /** Run up to `budget` messages. Returns how many were run. */
+  runSlice(budget: number): number {
+    const box = this.mailbox as Queue<unknown>;
+    const rt = this.runtime;
+    let n = 0;
+    this.status = Status.Running;
+    while (n < budget && box.length > 0) {
+      const kind = box.shift() as Kind;
+      const msg = box.shift();
+      n++;
+      this.dispatch(kind, msg);
+      if (this.status !== Status.Running) break;
+    }
+    this.reductions += n;
+    rt.current = null;
+    return n;
+  }
+
+  /** The one dispatch wrapper: every callback result or throw comes through here. */
+  dispatch(kind: Kind, msg: unknown): void {
+    const rt = this.runtime;
+    rt.current = this;
+    const b = this.behaviour;
+    let result: unknown;
+    try {
+      switch (kind) {
+        case Kind.Call: {
+          const rec = msg as CallRecord;
+          if (rec.settled) return; // timed out while queued; nobody waits for the reply
+          if (b.handleCall === undefined) {
+            rec.reject(new NotImplementedError(this.toString(), 'handleCall'));
+            return;
+          }
+          result = b.handleCall(rec.msg, rec as From, this.state, this);
+          break;
+        }
+        case Kind.Cast:
+          if (b.handleCast === undefined) return rt.unhandled(this, 'cast', msg);
+          result = b.handleCast(msg, this.state, this);
+          break;
+        case Kind.Info:
+          if (this.trapping && isExitFromParent(msg, this.parent)) {
+            this.terminate((msg as ExitMessage).reason);
+            return;
+          }
+          if (b.handleInfo === undefined) return rt.unhandled(this, 'info', msg);
+          result = b.handleInfo(msg, this.state, this);
+          break;
+        default: {
+          const req = msg as StopRequest;
+          this.addExitWaiter(req.resolve);
+          this.terminate(req.reason);
+          return;
+        }
+      }
+    } catch (error) {
+      this.crash(error);
+      return;
+    }
+    if (result instanceof Promise) {
+      this.status = Status.Awaiting;
+      if (kind === Kind.Call) this.openCall(msg as CallRecord);
+      result.then(
+        (value) => this.resume(kind, msg, value),
+        (error) => this.resumeCrash(error),
+      );
+      return;
+    }
+    this.apply(kind, msg, result);
+  }
+
+  /** Apply a callback's result: new state, a reply, or a stop. */
+  apply(kind: Kind, msg: unknown, result: unknown): void {
+    if (kind === Kind.Call) {
+      const rec = msg as CallRecord;
+      if (result instanceof CallReply) {
+        this.state = result.state;
+        rec.resolve(result.value);
+      } else if (result instanceof NoReply) {
+        this.state = result.state;
+        if (!rec.settled) this.openCall(rec);
+      } else if (result instanceof Stop) {
+        this.state = result.state;
+        if (result.hasReply) rec.resolve(result.value);
+        else this.openCall(rec);
+        this.terminate(result.reason);
+      } else {
+        this.crash(new BadReturnError('handleCall', result));
+      }
+    } else if (result instanceof Stop) {
+      this.state = result.state;
+      this.terminate(result.reason);
+    } else {
+      this.state = result;
+    }
+  }
+
+  resume(kind: Kind, msg: unknown, value: unknown): void {
+    if (this.status !== Status.Awaiting) return; // killed while awaiting
+    this.status = Status.Running;
+    const rt = this.runtime;
+    const prev = rt.current;
+    rt.current = this;
+    if (kind === Kind.Call) this.openCalls?.delete(msg as CallRecord);
+    this.apply(kind, msg, value);
+    rt.current = prev;
+    this.afterAsync();
+  }
+
+  resumeCrash(error: unknown): void {
+    if (this.status !== Status.Awaiting) return;
+    this.status = Status.Running;
+    const rt = this.runtime;
+    const prev = rt.current;
+    rt.current = this;
+    this.crash(error);
+    rt.current = prev;
+  }
+
+  /** After an async step: go back to the run queue if messages are waiting. */
+  afterAsync(): void {
+    if (this.status !== Status.Running) return;
+    this.status = Status.Idle;
+    if (this.mailbox !== null && this.mailbox.length > 0) this.runtime.scheduler.schedule(this);
+  }
+
+  openCall(rec: CallRecord): void {
+    if (this.openCalls === null) this.openCalls = new Set();
+    this.openCalls.add(rec);
+  }
+
+  // ---- exits ---------------------------------------------------------------------------------
+
+  /** A callback threw: exit with what it threw, running terminate. */
+  crash(error: unknown): void {
+    this.runtime.crashed(this, error);
+    this.terminate(error);
+  }
+
+  /** Exit with `reason`, running the behaviour's terminate first. */
+  terminate(reason: unknown): void {
+    if (this.status >= Status.Exiting) return;
+    const wasStarting = this.status === Status.Starting;
+    this.status = Status.Exiting;
+    const t = this.behaviour.terminate;
+    if (t === undefined || wasStarting) {
+      this.finish(reason);
+      return;
+    }
+    let result: unknown;
+    const rt = this.runtime;
+    const prev = rt.current;
+    rt.current = this;
+    try {
+      result = t.call(this.behaviour, reason, this.state, this);
+    } catch (error) {
+      rt.crashed(this, error, 'terminate');
+    }
+    rt.current = prev;
+    if (result instanceof Promise) {
+      result.then(
+        () => this.finish(reason),
+        (error) => {
+          rt.crashed(this, error, 'terminate');
+          this.finish(reason);
+        },
+      );
+    } else {
+      this.finish(reason);
+    }
+  }
+
+  /** Exit at once, without terminate (kill, or an untrapped exit signal). */
+  die(reason: unknown): void {
+    if (this.status === Status.Dead) return;
+    this.status = Status.Exiting;
+    this.finish(reason);
+  }
+
+  /** The last step of every exit: tell everyone who needs to know, then free what we hold. */
+  finish(reason: unknown): void {
+    if (this.status === Status.Dead) return;
+    this.status = Status.Dead;
+    this.exitReason = reason;
+    const rt = this.runtime;
+    rt.removeProcess(this);
+    const me = this.toString();
+    if (this.startSettle !== null) {
+      const settle = this.startSettle;
+      this.startSettle = null;
+      settle(reason);
+    }
+    // Callers waiting on us learn the reason at once, never by timing out.
+    if (this.openCalls !== null) {
+      for (const rec of this.openCalls) rec.reject(new ExitError(me, reason));
+      this.openCalls = null;
+    }
+    const box = this.mailbox;
+    if (box !== null) {
+      while (box.length > 0) {
+        const kind = box.shift() as Kind;
+        const msg = box.shift();
+        if (kind === Kind.Call) (msg as CallRecord).reject(new ExitError(me, reason));
+        else if (kind === Kind.Stop) this.addExitWaiter((msg as StopRequest).resolve);
+      }
+      this.mailbox = null;
+    }
+    if (this.timers !== null) {
+      for (const id of this.timers) rt.cancelTimerById(id);
+      this.timers = null;
+    }
+    if (this.watching !== null) {
+      for (const [id, target] of this.watching) target.watchers?.delete(id);
+      this.watching = null;
+    }
+    const pid = this.ref;
+    if (this.watchers !== null) {
+      for (const [id, watcher] of this.watchers) {
+        watcher.watching?.delete(id);
+        const down: DownMessage = { type: 'DOWN', monitor: { monitorId: id }, pid, reason };
+        watcher.enqueue(Kind.Info, down, true);
+      }
+      this.watchers = null;
+    }
+    if (this.links !== null) {
+      const links = this.links;
+      this.links = null;
+      for (const other of links) {
+        other.links?.delete(this);
+        rt.exitSignal(other, pid, reason, true);
+      }
+    }
+    this.state = undefined;
+    rt.exited(this, reason);
+    if (this.exitWaiters !== null) {
+      const waiters = this.exitWaiters;
+      this.exitWaiters = null;
+      for (const w of waiters) w(reason);
+    }
+  }
+
+  addExitWaiter(fn: (reason: unknown) => void): void {
+    if (this.status === Status.Dead) {
+      fn(this.exitReason);
+      return;
+    }
+    if (this.exitWaiters === null) this.exitWaiters = [];
+    this.exitWaiters.push(fn);
+  }
+
+  // ---- AgentContext --------------------------------------------------------------------------
+
+  reply<R>(from: From<R>, value: R): boolean {
+    const rec = from as unknown as CallRecord;
+    if (!(rec instanceof CallRecord)) throw new TypeError('reply needs the `from` handed to handleCall');
+    rec.target.openCalls?.delete(rec);
+    return rec.resolve(value);
+  }
+
+  trapExit(on: boolean): void {
+    this.trapping = on === true;
+  }
+
+  link(other: AnyRef | Pid): void {
+    const target = this.runtime.resolve(other);
+    if (target === this) return;
+    if (target === undefined || !target.alive) {
+      // Linking to a dead agent delivers its exit at once (reason 'noproc'), as in OTP.
+      this.runtime.exitSignal(this, other, 'noproc', true);
+      return;
+    }
+    if (this.links === null) this.links = new Set();
+    if (target.links === null) target.links = new Set();
+    this.links.add(target);
+    target.links.add(this);
+  }
+
+  unlink(other: AnyRef | Pid): void {
+    const target = this.runtime.resolve(other);
+    if (target === undefined) return;
+    this.links?.delete(target);
+    target.links?.delete(this);
+  }
+
+  monitor(other: AnyRef | Pid): MonitorRef {
+    const id = this.runtime.nextMonitorId();
+    const target = this.runtime.resolve(other);
+    const ref: MonitorRef = { monitorId: id };
+    if (target === undefined || !target.alive) {
+      const pid = other instanceof AgentRef ? other : (other as Pid);
+      const down: DownMessage = { type: 'DOWN', monitor: ref, pid, reason: 'noproc' };
+      this.enqueue(Kind.Info, down, true);
+      return ref;
+    }
+    if (target.watchers === null) target.watchers = new Map();
+    if (this.watching === null) this.watching = new Map();
+    target.watchers.set(id, this);
+    this.watching.set(id, target);
+    return ref;
+  }
+
+  demonitor(monitor: MonitorRef): boolean {
+    const target = this.watching?.get(monitor.monitorId);
+    if (target === undefined) return false;
+    this.watching?.delete(monitor.monitorId);
+    target.watchers?.delete(monitor.monitorId);
+    return true;
+  }
+
+  spawn<A, S, C, R, K, I>(
+    behaviour: Behaviour<A, S, C, R, K, I>,
+    args: A,
+    options?: SpawnOptions,
+  ): Promise<AgentRef<C, R, K, I>> {
+    return this.runtime.spawnFrom(this, behaviour, args, options);
+  }
+
+  spawnLink<A, S, C, R, K, I>(
+    behaviour: Behaviour<A, S, C, R, K, I>,
+    args: A,
+    options?: Omit<SpawnOptions, 'link'>,
+  ): Promise<AgentRef<C, R, K, I>> {
+    return this.runtime.spawnFrom(this, behaviour, args, { ...options, link: true });
+  }
+
+  call<C, R>(dest: Dest<C, R>, msg: C, timeoutMs?: number): Promise<R> {
+    return this.runtime.call(dest, msg, timeoutMs);
+  }
+
+  cast<K>(dest: Dest<unknown, unknown, K>, msg: K): boolean {
+    return this.runtime.cast(dest, msg);
+  }
+
+  send<I>(dest: Dest<unknown, unknown, unknown, I>, msg: I): boolean {
+    return this.runtime.send(dest, msg);
+  }
+
+  sendAfter(msg: unknown, ms: number): TimerRef {
+    return this.runtime.sendAfter(this.ref, msg, ms);
+  }
+
+  cancelTimer(timer: TimerRef): number | false {
+    return this.runtime.cancelTimer(timer);
+  }
+
+  exit(dest: AnyRef | Pid, reason: unknown): void {
+    this.runtime.exit(dest, reason, this.ref);
+  }
+}
+
+function isExitFromParent(msg: unknown, parent: Process | null): boolean {
+  return (
+    parent !== null &&
+    msg !== null &&
+    typeof msg === 'object' &&
+    (msg as ExitMessage).type === 'EXIT' &&
+    parent.ref.equals((msg as ExitMessage).from)
+  );
+}

@@ -1,0 +1,684 @@
+/**
+ * A runtime owns everything: process table, scheduler, names, timers, clock and telemetry. There is
+ * no module-level state, so two runtimes in one process never see each other.
+ */
+import { type Behaviour, isNormalExit } from './behaviour.js';
+import { CallTimeouts } from './call-timeouts.js';
+import { type Clock, RealClock } from './clock.js';
+import type { Dest, Name } from './context.js';
+import {
+  AlreadyRegisteredError,
+  CallSelfError,
+  describe,
+  ExitError,
+  InitError,
+  InvalidArgumentError,
+  MailboxFullError,
+  NoProcessError,
+  RuntimeStoppedError,
+  TimeoutError,
+} from './errors.js';
+import { AgentRef, type AnyRef, isPid, localProcess, type Pid } from './pid.js';
+import { CallRecord, Kind, Overflow, Process, Status } from './process.js';
+import { Priority, type PriorityName, Scheduler } from './scheduler.js';
+import { estimateSize } from './size.js';
+import { Telemetry } from './telemetry.js';
+
+export type OverflowPolicy = 'reject' | 'drop_oldest' | 'drop_newest';
+
+export interface MailboxOptions {
+  /** Most messages the mailbox holds. */
+  capacity: number;
+  /** What happens to a message that does not fit (default `reject`). */
+  overflow?: OverflowPolicy;
+}
+
+export interface SpawnOptions {
+  /** Register the agent under this name (unique in the runtime; removed when it exits). */
+  name?: Name;
+  /** Link the new agent to the spawning agent (only through `ctx.spawn`/`ctx.spawnLink`). */
+  link?: boolean;
+  priority?: PriorityName;
+  /** Bound the mailbox. Unbounded when absent. */
+  mailbox?: MailboxOptions;
+  /** Start with exits trapped (same as calling `ctx.trapExit(true)` in init). */
+  trapExit?: boolean;
+}
+
+export interface RuntimeOptions {
+  /** Node name in pids. Default: a fresh unique name per runtime. */
+  node?: string;
+  /** Thread number in pids. Default 0. */
+  thread?: number;
+  /** Default: the real clock. Tests pass a VirtualClock. */
+  clock?: Clock;
+  telemetry?: Telemetry;
+  /** Most messages one agent runs before others get a turn. Default 200. */
+  reductions?: number;
+  /** Longest stretch (ms) of agent work before yielding to the event loop. Default 5. */
+  sliceMs?: number;
+  /** Default call timeout in ms. Default 5000. */
+  callTimeoutMs?: number;
+}
+
+export interface TimerRef {
+  readonly timerId: number;
+}
+
+export type AgentStatus = 'starting' | 'idle' | 'runnable' | 'running' | 'awaiting' | 'exiting' | 'exited';
+
+/** What `info` reports of an agent. */
+export interface AgentInfo {
+  pid: Pid;
+  name: Name | undefined;
+  status: AgentStatus;
+  priority: PriorityName;
+  mailboxLength: number;
+  mailboxCapacity: number;
+  dropped: number;
+  reductions: number;
+  links: number;
+  monitors: number;
+  trapExit: boolean;
+  parent: Pid | undefined;
+  /** A rough estimate of the state's heap size in bytes (only when asked for). */
+  stateBytes?: number;
+}
+
+const STATUS_NAMES: AgentStatus[] = ['starting', 'idle', 'runnable', 'running', 'awaiting', 'exiting', 'exited'];
+const PRIORITY_NAMES: PriorityName[] = ['high', 'normal', 'low'];
+const SPAWN_KEYS = new Set(['name', 'link', 'priority', 'mailbox', 'trapExit']);
+const OVERFLOW: Record<OverflowPolicy, Overflow> = {
+  reject: Overflow.Reject,
+  drop_oldest: Overflow.DropOldest,
+  drop_newest: Overflow.DropNewest,
+};
+
+const EV_SPAWN = ['mabeam', 'agent', 'spawn'] as const;
+const EV_EXIT = ['mabeam', 'agent', 'exit'] as const;
+const EV_CRASH = ['mabeam', 'agent', 'crash'] as const;
+const EV_UNHANDLED = ['mabeam', 'agent', 'unhandled'] as const;
+const EV_OVERFLOW = ['mabeam', 'mailbox', 'overflow'] as const;
+const EV_CALL = ['mabeam', 'call', 'stop'] as const;
+
+interface Timer {
+  handle: ReturnType<Clock['setTimeout']>;
+  at: number;
+  owner: Process | undefined;
+}
+
+interface PendingSignal {
+  target: Process;
+  from: Pid;
+  reason: unknown;
+  viaLink: boolean;
+}
+
+export class Runtime {
+  readonly node: string;
+  readonly thread: number;
+  readonly clock: Clock;
+  readonly telemetry: Telemetry;
+  /** The pseudo-pid that messages and exit signals from outside any agent come from. */
+  readonly pid: AgentRef;
+  /** @internal */
+  readonly scheduler: Scheduler;
+  /** @internal the agent whose callback is running, if any */
+  current: Process | null = null;
+  readonly #procs = new Map<number, Process>();
+  readonly #names = new Map<Name, Process>();
+  readonly #timers = new Map<number, Timer>();
+  readonly #timeouts: CallTimeouts;
+  readonly #callTimeoutMs: number;
+  #nextId = 0;
+  #nextTimer = 0;
+  #nextMonitor = 0;
+  #stopped = false;
+  #signals: PendingSignal[] | null = null;
+
+  constructor(options: RuntimeOptions = {}) {
+    checkRuntimeOptions(options);
+    this.node = options.node ?? `mabeam-${globalThis.crypto.randomUUID().slice(0, 8)}`;
+    this.thread = options.thread ?? 0;
+    this.clock = options.clock ?? new RealClock();
+    this.telemetry = options.telemetry ?? new Telemetry();
+    this.scheduler = new Scheduler(options.reductions ?? 200, options.sliceMs ?? 5);
+    this.#callTimeoutMs = options.callTimeoutMs ?? 5000;
+    this.#timeouts = new CallTimeouts(this.clock);
+    this.pid = new AgentRef(this.node, this.thread, 0);
+  }
+
+  // ---- spawning ------------------------------------------------------------------------------
+
+  /** Start an agent. Resolves once `init` succeeded; rejects with InitError if it threw. */
+  spawn<A, S, C, R, K, I>(
+    behaviour: Behaviour<A, S, C, R, K, I>,
+    args: A,
+    options?: SpawnOptions,
+  ): Promise<AgentRef<C, R, K, I>> {
+    return this.spawnFrom(null, behaviour, args, options);
+  }
+
+  /** @internal */
+  spawnFrom<A, S, C, R, K, I>(
+    parent: Process | null,
+    behaviour: Behaviour<A, S, C, R, K, I>,
+    args: A,
+    options: SpawnOptions | undefined,
+  ): Promise<AgentRef<C, R, K, I>> {
+    if (this.#stopped) return Promise.reject(new RuntimeStoppedError(this.node));
+    if (behaviour === null || typeof behaviour !== 'object' || typeof behaviour.init !== 'function') {
+      return Promise.reject(new InvalidArgumentError('behaviour', 'must be an object with an init function', behaviour));
+    }
+    const proc = new Process(this, ++this.#nextId, behaviour);
+    if (options !== undefined) {
+      try {
+        this.#applyOptions(proc, parent, options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    proc.parent = parent;
+    this.#procs.set(proc.id, proc);
+    const prev = this.current;
+    this.current = proc;
+    let state: unknown;
+    try {
+      state = behaviour.init(args, proc);
+    } catch (error) {
+      this.current = prev;
+      this.#abortStart(proc, error);
+      return Promise.reject(new InitError(proc.toString(), error));
+    }
+    this.current = prev;
+    if (state instanceof Promise) {
+      return new Promise((resolve, reject) => {
+        proc.startSettle = (reason) => reject(new ExitError(proc.toString(), reason));
+        state.then(
+          (s) => {
+            if (proc.status !== Status.Starting) return;
+            proc.startSettle = null;
+            proc.state = s;
+            this.#started(proc);
+            resolve(proc.ref as AgentRef<C, R, K, I>);
+          },
+          (error) => {
+            if (proc.status !== Status.Starting) return;
+            proc.startSettle = null;
+            this.#abortStart(proc, error);
+            reject(new InitError(proc.toString(), error));
+          },
+        );
+      });
+    }
+    proc.state = state;
+    this.#started(proc);
+    return Promise.resolve(proc.ref as AgentRef<C, R, K, I>);
+  }
+
+  #applyOptions(proc: Process, parent: Process | null, options: SpawnOptions): void {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError('spawn options', 'must be an object', options);
+    }
+    for (const key of Object.keys(options)) {
+      if (!SPAWN_KEYS.has(key)) throw new InvalidArgumentError(`spawn option ${JSON.stringify(key)}`, 'unknown option');
+    }
+    const { name, link, priority, mailbox, trapExit } = options;
+    if (priority !== undefined) {
+      if (!Object.hasOwn(Priority, priority)) {
+        throw new InvalidArgumentError('spawn option "priority"', 'must be high, normal or low', priority);
+      }
+      proc.priority = Priority[priority];
+    }
+    if (mailbox !== undefined) {
+      if (mailbox === null || typeof mailbox !== 'object') {
+        throw new InvalidArgumentError('spawn option "mailbox"', 'must be {capacity, overflow?}', mailbox);
+      }
+      if (!Number.isInteger(mailbox.capacity) || mailbox.capacity < 1) {
+        throw new InvalidArgumentError('spawn option "mailbox.capacity"', 'must be a positive integer', mailbox.capacity);
+      }
+      const policy = mailbox.overflow ?? 'reject';
+      if (!Object.hasOwn(OVERFLOW, policy)) {
+        throw new InvalidArgumentError(
+          'spawn option "mailbox.overflow"',
+          'must be reject, drop_oldest or drop_newest',
+          mailbox.overflow,
+        );
+      }
+      proc.capacity = mailbox.capacity;
+      proc.overflow = OVERFLOW[policy];
+    }
+    if (trapExit !== undefined) {
+      if (typeof trapExit !== 'boolean') throw new InvalidArgumentError('spawn option "trapExit"', 'must be a boolean', trapExit);
+      proc.trapping = trapExit;
+    }
+    if (link !== undefined && typeof link !== 'boolean') {
+      throw new InvalidArgumentError('spawn option "link"', 'must be a boolean', link);
+    }
+    if (name !== undefined) this.#register(name, proc);
+    if (link === true) {
+      if (parent === null) {
+        if (name !== undefined) this.#names.delete(name);
+        throw new InvalidArgumentError('spawn option "link"', 'needs a spawning agent (use ctx.spawn or ctx.spawnLink)');
+      }
+      parent.link(proc.ref);
+    }
+  }
+
+  #started(proc: Process): void {
+    proc.status = Status.Idle;
+    if (proc.mailbox !== null && proc.mailbox.length > 0) this.scheduler.schedule(proc);
+    const tel = this.telemetry;
+    if (tel.enabled) tel.execute(EV_SPAWN, { count: 1 }, { pid: proc.ref, name: proc.name });
+  }
+
+  /** init failed: the agent never lived, so links are dropped without exit signals. */
+  #abortStart(proc: Process, error: unknown): void {
+    if (proc.links !== null) {
+      for (const other of proc.links) other.links?.delete(proc);
+      proc.links = null;
+    }
+    proc.startSettle = null;
+    proc.die(error);
+  }
+
+  // ---- messaging -----------------------------------------------------------------------------
+
+  /**
+   * Request/reply. Rejects with NoProcessError at once if the target is gone, with ExitError if it
+   * exits before replying, with TimeoutError after `timeoutMs` (default 5000; Infinity allowed).
+   */
+  call<C, R>(dest: Dest<C, R>, msg: C, timeoutMs: number = this.#callTimeoutMs): Promise<R> {
+    const proc = this.#lookup(dest);
+    if (proc === undefined || proc.status >= Status.Exiting) {
+      return Promise.reject(new NoProcessError(destName(dest)));
+    }
+    if (proc === this.current) return Promise.reject(new CallSelfError(proc.toString()));
+    if (timeoutMs !== this.#callTimeoutMs && !(timeoutMs > 0)) {
+      return Promise.reject(new InvalidArgumentError('call timeout', 'must be a positive number of ms', timeoutMs));
+    }
+    const rec = new CallRecord(msg, proc, timeoutMs);
+    const tel = this.telemetry;
+    const started = tel.enabled && tel.listens(EV_CALL) ? this.clock.now() : -1;
+    const sched = this.scheduler;
+    // Fast path: the callee is idle, nothing else is runnable, and we are outside any agent, so
+    // running the message now is exactly what the scheduler would do next.
+    if (proc.status === Status.Idle && this.current === null && sched.idle && sched.charge(1)) {
+      proc.status = Status.Running;
+      proc.dispatch(Kind.Call, rec);
+      proc.reductions++;
+      this.current = null;
+      proc.afterAsync();
+    } else {
+      try {
+        proc.enqueue(Kind.Call, rec);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    if (!rec.settled) this.#timeouts.add(rec);
+    const p = rec.promise() as Promise<R>;
+    if (started >= 0) {
+      const report = (outcome: string) => {
+        tel.execute(EV_CALL, { duration: this.clock.now() - started }, { pid: proc.ref, outcome });
+      };
+      p.then(
+        () => report('ok'),
+        (e: unknown) => report(e instanceof TimeoutError ? 'timeout' : 'error'),
+      );
+    }
+    return p;
+  }
+
+  /**
+   * Fire-and-forget to handleCast. Returns false if the target is gone or the message was
+   * dropped by its overflow policy; throws MailboxFullError under the reject policy.
+   */
+  cast<K>(dest: Dest<unknown, unknown, K>, msg: K): boolean {
+    const proc = this.#lookup(dest);
+    if (proc === undefined || proc.status >= Status.Exiting) return false;
+    return proc.enqueue(Kind.Cast, msg);
+  }
+
+  /** A plain message to handleInfo. Same delivery rules as `cast`. */
+  send<I>(dest: Dest<unknown, unknown, unknown, I>, msg: I): boolean {
+    const proc = this.#lookup(dest);
+    if (proc === undefined || proc.status >= Status.Exiting) return false;
+    return proc.enqueue(Kind.Info, msg);
+  }
+
+  /**
+   * Ask an agent to stop with `reason` after the messages already in its mailbox; terminate runs.
+   * Resolves when it has exited.
+   */
+  stop(dest: Dest, reason: unknown = 'normal', timeoutMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const proc = this.#lookup(dest);
+    if (proc === undefined || proc.status >= Status.Exiting) {
+      return Promise.reject(new NoProcessError(destName(dest)));
+    }
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<Clock['setTimeout']> | null = null;
+      if (timeoutMs !== Number.POSITIVE_INFINITY) {
+        timer = this.clock.setTimeout(() => reject(new TimeoutError(`stop of ${proc}`, timeoutMs)), timeoutMs);
+      }
+      proc.enqueue(
+        Kind.Stop,
+        {
+          reason,
+          resolve: () => {
+            if (timer !== null) this.clock.clearTimeout(timer);
+            resolve();
+          },
+        },
+        true,
+      );
+    });
+  }
+
+  /**
+   * Send an exit signal. `'kill'` kills unconditionally (reason `killed`); otherwise an agent that
+   * traps exits gets an EXIT message, and one that does not dies (`normal` is ignored).
+   */
+  exit(dest: AnyRef | Pid | Name, reason: unknown, from: Pid = this.pid): void {
+    const proc = this.#lookup(dest);
+    if (proc === undefined) return;
+    this.exitSignal(proc, from, reason, false);
+  }
+
+  /** Kill an agent at once; terminate does not run. */
+  kill(dest: AnyRef | Pid | Name): void {
+    this.exit(dest, 'kill');
+  }
+
+  /** Resolves with the agent's exit reason when it exits (at once if it is already gone). */
+  awaitExit(dest: AnyRef | Pid | Name): Promise<unknown> {
+    const proc = this.#lookup(dest);
+    if (proc === undefined) return Promise.resolve('noproc');
+    return new Promise((resolve) => proc.addExitWaiter(resolve));
+  }
+
+  isAlive(dest: AnyRef | Pid | Name): boolean {
+    const proc = this.#lookup(dest);
+    return proc !== undefined && proc.status < Status.Exiting;
+  }
+
+  // ---- names ---------------------------------------------------------------------------------
+
+  /** Register `name` for an agent. Throws AlreadyRegisteredError if the name is taken. */
+  register(name: Name, ref: AnyRef | Pid): void {
+    const proc = this.#lookup(ref);
+    if (proc === undefined || proc.status >= Status.Exiting) throw new NoProcessError(destName(ref));
+    this.#register(name, proc);
+  }
+
+  #register(name: Name, proc: Process): void {
+    const t = typeof name;
+    if (t !== 'string' && t !== 'number' && t !== 'symbol') {
+      throw new InvalidArgumentError('name', 'must be a string, number or symbol', name);
+    }
+    const holder = this.#names.get(name);
+    if (holder !== undefined) throw new AlreadyRegisteredError(name, holder.toString());
+    if (proc.name !== undefined) {
+      throw new InvalidArgumentError('name', `${proc} is already registered as ${describe(proc.name)}`, name);
+    }
+    this.#names.set(name, proc);
+    proc.name = name;
+  }
+
+  unregister(name: Name): boolean {
+    const proc = this.#names.get(name);
+    if (proc === undefined) return false;
+    this.#names.delete(name);
+    proc.name = undefined;
+    return true;
+  }
+
+  /** The agent registered under `name`, if any. */
+  whereis(name: Name): AnyRef | undefined {
+    return this.#names.get(name)?.ref;
+  }
+
+  registered(): Name[] {
+    return [...this.#names.keys()];
+  }
+
+  // ---- timers --------------------------------------------------------------------------------
+
+  /** Send `msg` to `dest`'s handleInfo after `ms` on the runtime clock. */
+  sendAfter<I>(dest: Dest<unknown, unknown, unknown, I>, msg: I, ms: number): TimerRef {
+    if (!(ms >= 0) || !Number.isFinite(ms)) {
+      throw new InvalidArgumentError('sendAfter delay', 'must be a finite number of ms >= 0', ms);
+    }
+    const id = ++this.#nextTimer;
+    const owner = this.#lookup(dest);
+    const handle = this.clock.setTimeout(() => {
+      this.#timers.delete(id);
+      owner?.timers?.delete(id);
+      this.send(dest, msg);
+    }, ms);
+    this.#timers.set(id, { handle, at: this.clock.now() + ms, owner });
+    if (owner !== undefined) {
+      if (owner.timers === null) owner.timers = new Set();
+      owner.timers.add(id);
+    }
+    return { timerId: id };
+  }
+
+  /** Cancel a timer. Returns the ms it had left, or false if it already fired or was cancelled. */
+  cancelTimer(timer: TimerRef): number | false {
+    const t = this.#timers.get(timer.timerId);
+    if (t === undefined) return false;
+    this.cancelTimerById(timer.timerId);
+    t.owner?.timers?.delete(timer.timerId);
+    return Math.max(0, t.at - this.clock.now());
+  }
+
+  /** @internal */
+  cancelTimerById(id: number): void {
+    const t = this.#timers.get(id);
+    if (t === undefined) return;
+    this.#timers.delete(id);
+    this.clock.clearTimeout(t.handle);
+  }
+
+  // ---- introspection -------------------------------------------------------------------------
+
+  /** Number of live agents. */
+  get count(): number {
+    return this.#procs.size;
+  }
+
+  /** Status and figures of one agent, or undefined if it is gone. */
+  info(dest: AnyRef | Pid | Name, options: { stateSize?: boolean } = { stateSize: true }): AgentInfo | undefined {
+    const proc = this.#lookup(dest);
+    if (proc === undefined || proc.status === Status.Dead) return undefined;
+    return infoOf(proc, options.stateSize === true);
+  }
+
+  /** Every live agent with its figures (state sizes only when asked: they cost a walk each). */
+  processes(options: { stateSize?: boolean } = {}): AgentInfo[] {
+    const out: AgentInfo[] = [];
+    for (const proc of this.#procs.values()) out.push(infoOf(proc, options.stateSize === true));
+    return out;
+  }
+
+  /** Resolve a ref, pid or name to this runtime's process. @internal */
+  resolve(dest: unknown): Process | undefined {
+    return this.#lookup(dest as Dest);
+  }
+
+  #lookup(dest: Dest): Process | undefined {
+    if (dest instanceof AgentRef) {
+      const proc = localProcess(dest) as Process | undefined;
+      if (proc !== undefined) return proc.runtime === this && proc.status !== Status.Dead ? proc : undefined;
+    } else if (typeof dest !== 'object' || dest === null) {
+      return this.#names.get(dest as Name);
+    }
+    if (!isPid(dest) || dest.node !== this.node || dest.thread !== this.thread) return undefined;
+    return this.#procs.get(dest.id);
+  }
+
+  /** @internal */
+  nextMonitorId(): number {
+    return ++this.#nextMonitor;
+  }
+
+  // ---- exits (internal) ----------------------------------------------------------------------
+
+  /** @internal deliver an exit signal; iterative, so long chains of links cannot overflow the stack */
+  exitSignal(target: Process | AnyRef | Pid, from: Pid, reason: unknown, viaLink: boolean): void {
+    const proc = target instanceof Process ? target : this.#lookup(target);
+    if (proc === undefined) return;
+    const signal: PendingSignal = { target: proc, from, reason, viaLink };
+    if (this.#signals !== null) {
+      this.#signals.push(signal);
+      return;
+    }
+    const queue: PendingSignal[] = [signal];
+    this.#signals = queue;
+    try {
+      for (let i = 0; i < queue.length; i++) this.#deliverSignal(queue[i] as PendingSignal);
+    } finally {
+      this.#signals = null;
+    }
+  }
+
+  #deliverSignal({ target, from, reason, viaLink }: PendingSignal): void {
+    if (target.status >= Status.Exiting) return;
+    if (!viaLink && reason === 'kill') {
+      target.die('killed');
+    } else if (target.trapping) {
+      target.enqueue(Kind.Info, { type: 'EXIT', from, reason }, true);
+    } else if (reason === 'normal') {
+      if (target.ref.equals(from)) target.die('normal');
+    } else {
+      target.die(reason);
+    }
+  }
+
+  /** @internal */
+  removeProcess(proc: Process): void {
+    this.#procs.delete(proc.id);
+    if (proc.name !== undefined && this.#names.get(proc.name as Name) === proc) this.#names.delete(proc.name as Name);
+  }
+
+  /** @internal a bounded mailbox is full; true means "enqueue anyway" (after dropping the oldest) */
+  overflowed(proc: Process, kind: Kind, msg: unknown): boolean {
+    const tel = this.telemetry;
+    const policy = proc.overflow;
+    if (tel.enabled) {
+      tel.execute(
+        EV_OVERFLOW,
+        { length: proc.mailboxLength },
+        { pid: proc.ref, policy: ['reject', 'drop_oldest', 'drop_newest'][policy] },
+      );
+    }
+    if (policy === Overflow.Reject) throw new MailboxFullError(proc.toString(), proc.capacity);
+    proc.dropped++;
+    if (policy === Overflow.DropNewest) {
+      if (kind === Kind.Call) (msg as CallRecord).reject(new MailboxFullError(proc.toString(), proc.capacity));
+      return false;
+    }
+    const box = proc.mailbox!;
+    const oldKind = box.shift() as Kind;
+    const old = box.shift();
+    if (oldKind === Kind.Call) (old as CallRecord).reject(new MailboxFullError(proc.toString(), proc.capacity));
+    return true;
+  }
+
+  /** @internal */
+  unhandled(proc: Process, what: string, msg: unknown): void {
+    const tel = this.telemetry;
+    if (tel.enabled) tel.execute(EV_UNHANDLED, {}, { pid: proc.ref, kind: what, message: msg });
+  }
+
+  /** @internal */
+  crashed(proc: Process, error: unknown, callback = 'handler'): void {
+    const tel = this.telemetry;
+    if (tel.enabled) tel.execute(EV_CRASH, {}, { pid: proc.ref, error, callback });
+  }
+
+  /** @internal */
+  exited(proc: Process, reason: unknown): void {
+    const tel = this.telemetry;
+    if (tel.enabled) tel.execute(EV_EXIT, {}, { pid: proc.ref, reason, normal: isNormalExit(reason) });
+  }
+
+  // ---- shutdown ------------------------------------------------------------------------------
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /**
+   * Stop every agent: top-level agents (supervisors first shut their own children down) in reverse
+   * start order with reason `shutdown`, each given `timeoutMs` before it is killed; then anything
+   * left is killed. Timers and call deadlines are cleared. Spawning afterwards is refused.
+   */
+  async shutdown(timeoutMs = 5000): Promise<void> {
+    this.#stopped = true;
+    const top = [...this.#procs.values()].filter((p) => p.parent === null).reverse();
+    for (const proc of top) {
+      if (proc.status >= Status.Exiting) continue;
+      const exited = new Promise<unknown>((resolve) => proc.addExitWaiter(resolve));
+      if (proc.status === Status.Starting) proc.die('shutdown');
+      else proc.enqueue(Kind.Stop, { reason: 'shutdown', resolve: () => {} }, true);
+      let timer: ReturnType<Clock['setTimeout']> | null = null;
+      const timedOut = new Promise<void>((resolve) => {
+        timer = this.clock.setTimeout(resolve, timeoutMs);
+      });
+      await Promise.race([exited, timedOut]);
+      if (timer !== null) this.clock.clearTimeout(timer);
+      if (proc.status !== Status.Dead) proc.die('killed');
+    }
+    for (const proc of [...this.#procs.values()].reverse()) proc.die('killed');
+    for (const id of [...this.#timers.keys()]) this.cancelTimerById(id);
+    this.#timeouts.clear();
+  }
+}
+
+function infoOf(proc: Process, withState: boolean): AgentInfo {
+  let monitors = 0;
+  if (proc.watchers !== null) monitors += proc.watchers.size;
+  const info: AgentInfo = {
+    pid: proc.ref.toJSON(),
+    name: proc.name as Name | undefined,
+    status: STATUS_NAMES[proc.status] as AgentStatus,
+    priority: PRIORITY_NAMES[proc.priority] as PriorityName,
+    mailboxLength: proc.mailboxLength,
+    mailboxCapacity: proc.capacity,
+    dropped: proc.dropped,
+    reductions: proc.reductions,
+    links: proc.links === null ? 0 : proc.links.size,
+    monitors,
+    trapExit: proc.trapping,
+    parent: proc.parent === null ? undefined : proc.parent.ref.toJSON(),
+  };
+  if (withState) info.stateBytes = estimateSize(proc.state);
+  return info;
+}
+
+function destName(dest: unknown): string {
+  if (dest instanceof AgentRef) return dest.toString();
+  if (isPid(dest)) return `<${dest.node}.${dest.thread}.${dest.id}>`;
+  return `name ${describe(dest)}`;
+}
+
+function checkRuntimeOptions(o: RuntimeOptions): void {
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('runtime options', 'must be an object', o);
+  if (o.node !== undefined && (typeof o.node !== 'string' || o.node === '')) {
+    throw new InvalidArgumentError('runtime option "node"', 'must be a non-empty string', o.node);
+  }
+  if (o.thread !== undefined && !(Number.isInteger(o.thread) && o.thread >= 0)) {
+    throw new InvalidArgumentError('runtime option "thread"', 'must be an integer >= 0', o.thread);
+  }
+  if (o.reductions !== undefined && !(Number.isInteger(o.reductions) && o.reductions >= 1)) {
+    throw new InvalidArgumentError('runtime option "reductions"', 'must be an integer >= 1', o.reductions);
+  }
+  if (o.sliceMs !== undefined && !(o.sliceMs > 0)) {
+    throw new InvalidArgumentError('runtime option "sliceMs"', 'must be a positive number', o.sliceMs);
+  }
+  if (o.callTimeoutMs !== undefined && !(o.callTimeoutMs > 0)) {
+    throw new InvalidArgumentError('runtime option "callTimeoutMs"', 'must be a positive number', o.callTimeoutMs);
+  }
+}
