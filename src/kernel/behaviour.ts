@@ -8,7 +8,13 @@ import type { AgentContext } from './context.js';
 import type { AnyRef, Pid } from './pid.js';
 
 /** Exit reasons with meaning to the runtime. Any other value (usually an Error) is abnormal. */
-export type ExitReason = 'normal' | 'shutdown' | 'killed' | 'noproc' | { readonly shutdown: unknown } | unknown;
+export type ExitReason =
+  | 'normal'
+  | 'shutdown'
+  | 'killed'
+  | 'noproc'
+  | { readonly shutdown: unknown }
+  | unknown;
 
 /** True for reasons that do not count as a crash: `normal`, `shutdown` and `{shutdown: x}`. */
 export function isNormalExit(reason: unknown): boolean {
@@ -103,7 +109,11 @@ export interface Behaviour<Args, State, Call = never, Reply = never, Cast = neve
     ctx: AgentContext<Call, Reply, Cast, Info>,
   ): MaybePromise<CallResult<Reply, State>>;
   /** Returns the next state, or `stop(reason, state)`. */
-  handleCast?(msg: Cast, state: State, ctx: AgentContext<Call, Reply, Cast, Info>): MaybePromise<CastResult<State>>;
+  handleCast?(
+    msg: Cast,
+    state: State,
+    ctx: AgentContext<Call, Reply, Cast, Info>,
+  ): MaybePromise<CastResult<State>>;
   /** Plain messages, timers, DOWN and (when trapping exits) EXIT messages. */
   handleInfo?(
     msg: Info | SystemMessage,
@@ -118,11 +128,12 @@ export interface Behaviour<Args, State, Call = never, Reply = never, Cast = neve
 }
 
 /** Infer the handle type of agents spawned from a behaviour. */
-export type RefOf<B> = B extends Behaviour<unknown, unknown, infer C, infer R, infer K, infer I>
-  ? import('./pid.js').AgentRef<C, R, K, I>
-  : B extends Behaviour<never, unknown, infer C, infer R, infer K, infer I>
+export type RefOf<B> =
+  B extends Behaviour<unknown, unknown, infer C, infer R, infer K, infer I>
     ? import('./pid.js').AgentRef<C, R, K, I>
-    : AnyRef;
+    : B extends Behaviour<never, unknown, infer C, infer R, infer K, infer I>
+      ? import('./pid.js').AgentRef<C, R, K, I>
+      : AnyRef;
 
 /**
  * Identity helper that fixes a behaviour's types in one place:

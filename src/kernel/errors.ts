@@ -74,11 +74,11 @@ export class MailboxFullError extends MabeamError {
 
 export class InvalidArgumentError extends MabeamError {
   readonly argument: string;
-  constructor(argument: string, problem: string, value?: unknown) {
+  constructor(argument: string, problem: string, ...value: [unknown] | []) {
     super(
       ErrorCodes.INVALID_ARGUMENT,
-      arguments.length >= 3
-        ? `invalid ${argument}: ${problem} (got ${describe(value)})`
+      value.length > 0
+        ? `invalid ${argument}: ${problem} (got ${describe(value[0])})`
         : `invalid ${argument}: ${problem}`,
     );
     this.argument = argument;
@@ -147,7 +147,10 @@ export class MaxRestartsError extends MabeamError {
 
 export class MaxChildrenError extends MabeamError {
   constructor(supervisor: string, max: number) {
-    super(ErrorCodes.MAX_CHILDREN, `dynamic supervisor ${supervisor} already has its maximum of ${max} children`);
+    super(
+      ErrorCodes.MAX_CHILDREN,
+      `dynamic supervisor ${supervisor} already has its maximum of ${max} children`,
+    );
   }
 }
 
@@ -164,7 +167,11 @@ export function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'symbol') return value.toString();
   if (typeof value === 'function') return `[function ${value.name || 'anonymous'}]`;
-  if (value !== null && typeof value === 'object' && typeof (value as { toString?: unknown }).toString === 'function') {
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { toString?: unknown }).toString === 'function'
+  ) {
     const s = (value as { toString(): string }).toString();
     if (s !== '[object Object]') return s;
   }

@@ -17,7 +17,6 @@ declare const castBrand: unique symbol;
 declare const infoBrand: unique symbol;
 
 /** @internal the process cached in a ref (undefined for refs rebuilt from a pid). */
-// biome-ignore lint/style/useConst: assigned once, by AgentRef's static block, to reach its private field
 export let localProcess: (ref: AgentRef) => unknown;
 
 /**
@@ -59,7 +58,6 @@ export class AgentRef<Call = unknown, Reply = unknown, Cast = unknown, Info = un
     return `<${this.node}.${this.thread}.${this.id}>`;
   }
 }
-
 
 /** Any agent, whatever its message types. */
 // biome-ignore lint/suspicious/noExplicitAny: the variance-free "any agent" handle

@@ -21,7 +21,7 @@ import { AgentRef, type AnyRef, type Pid } from './pid.js';
 import { Queue } from './queue.js';
 import type { Runtime, SpawnOptions, TimerRef } from './runtime.js';
 
-export const enum Status {
+export enum Status {
   Starting = 0,
   Idle = 1,
   Scheduled = 2,
@@ -31,14 +31,14 @@ export const enum Status {
   Dead = 6,
 }
 
-export const enum Kind {
+export enum Kind {
   Call = 0,
   Cast = 1,
   Info = 2,
   Stop = 3,
 }
 
-export const enum Overflow {
+export enum Overflow {
   Reject = 0,
   DropOldest = 1,
   DropNewest = 2,
@@ -96,19 +96,19 @@ interface StopRequest {
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the loop is generic over every behaviour
-type AnyBehaviour = Behaviour<any, any, any, any, any, any>;
+export type AnyBehaviour = Behaviour<any, any, any, any, any, any>;
 
-export class Process implements AgentContext {
-  status: Status = Status.Starting;
-  state: unknown = undefined;
-  mailbox: Queue<unknown> | null = null;
-  /** Max messages in the mailbox (Infinity: unbounded). */
-  capacity = Number.POSITIVE_INFINITY;
+/** Unbounded mailbox capacity (kept a small integer so the hot check stays on Smis). */
+export const UNBOUNDED = 0x3fffffff;
+
+/**
+ * What few agents use (links, monitors, names, bounded-mailbox policy...) lives in one object
+ * allocated on first use, keeping an idle agent small.
+ */
+class Extras {
   overflow: Overflow = Overflow.Reject;
   dropped = 0;
-  priority = 1;
   trapping = false;
-  reductions = 0;
   name: unknown = undefined;
   parent: Process | null = null;
   links: Set<Process> | null = null;
@@ -123,14 +123,126 @@ export class Process implements AgentContext {
   /** Settles the spawn promise while an async init is pending. */
   startSettle: ((error: unknown) => void) | null = null;
   exitReason: unknown = undefined;
+}
+
+export class Process implements AgentContext {
+  status: Status = Status.Starting;
+  priority = 1;
+  reductions = 0;
+  /** Max messages in the mailbox (UNBOUNDED: no limit). */
+  capacity = UNBOUNDED;
+  state: unknown = undefined;
+  mailbox: Queue<unknown> | null = null;
+  x: Extras | null = null;
   readonly ref: AnyRef;
 
   constructor(
     readonly runtime: Runtime,
-    readonly id: number,
+    id: number,
     readonly behaviour: AnyBehaviour,
   ) {
     this.ref = new AgentRef(runtime.node, runtime.thread, id, this);
+  }
+
+  get id(): number {
+    return this.ref.id;
+  }
+
+  ext(): Extras {
+    if (this.x === null) this.x = new Extras();
+    return this.x;
+  }
+
+  get overflow(): Overflow {
+    return this.x === null ? Overflow.Reject : this.x.overflow;
+  }
+  set overflow(v: Overflow) {
+    if (this.x === null && v === Overflow.Reject) return;
+    this.ext().overflow = v;
+  }
+  get dropped(): number {
+    return this.x === null ? 0 : this.x.dropped;
+  }
+  set dropped(v: number) {
+    if (this.x === null && v === 0) return;
+    this.ext().dropped = v;
+  }
+  get trapping(): boolean {
+    return this.x === null ? false : this.x.trapping;
+  }
+  set trapping(v: boolean) {
+    if (this.x === null && v === false) return;
+    this.ext().trapping = v;
+  }
+  get name(): unknown {
+    return this.x === null ? undefined : this.x.name;
+  }
+  set name(v: unknown) {
+    if (this.x === null && v === undefined) return;
+    this.ext().name = v;
+  }
+  get parent(): Process | null {
+    return this.x === null ? null : this.x.parent;
+  }
+  set parent(v: Process | null) {
+    if (this.x === null && v === null) return;
+    this.ext().parent = v;
+  }
+  get links(): Set<Process> | null {
+    return this.x === null ? null : this.x.links;
+  }
+  set links(v: Set<Process> | null) {
+    if (this.x === null && v === null) return;
+    this.ext().links = v;
+  }
+  get watchers(): Map<number, Process> | null {
+    return this.x === null ? null : this.x.watchers;
+  }
+  set watchers(v: Map<number, Process> | null) {
+    if (this.x === null && v === null) return;
+    this.ext().watchers = v;
+  }
+  get watching(): Map<number, Process> | null {
+    return this.x === null ? null : this.x.watching;
+  }
+  set watching(v: Map<number, Process> | null) {
+    if (this.x === null && v === null) return;
+    this.ext().watching = v;
+  }
+  get openCalls(): Set<CallRecord> | null {
+    return this.x === null ? null : this.x.openCalls;
+  }
+  set openCalls(v: Set<CallRecord> | null) {
+    if (this.x === null && v === null) return;
+    this.ext().openCalls = v;
+  }
+  get timers(): Set<number> | null {
+    return this.x === null ? null : this.x.timers;
+  }
+  set timers(v: Set<number> | null) {
+    if (this.x === null && v === null) return;
+    this.ext().timers = v;
+  }
+  get exitWaiters(): ((reason: unknown) => void)[] | null {
+    return this.x === null ? null : this.x.exitWaiters;
+  }
+  set exitWaiters(v: ((reason: unknown) => void)[] | null) {
+    if (this.x === null && v === null) return;
+    this.ext().exitWaiters = v;
+  }
+  get startSettle(): ((error: unknown) => void) | null {
+    return this.x === null ? null : this.x.startSettle;
+  }
+  set startSettle(v: ((error: unknown) => void) | null) {
+    if (this.x === null && v === null) return;
+    this.ext().startSettle = v;
+  }
+  get exitReason(): unknown {
+    return this.x === null ? undefined : this.x.exitReason;
+  }
+  set exitReason(v: unknown) {
+    if (this.x === null && v === undefined) return;
+    this.ext().exitReason = v;
   }
 
   get self(): AnyRef {
@@ -207,7 +319,10 @@ export class Process implements AgentContext {
           break;
         }
         case Kind.Cast:
-          if (b.handleCast === undefined) return rt.unhandled(this, 'cast', msg);
+          if (b.handleCast === undefined) {
+            rt.unhandled(this, 'cast', msg);
+            return;
+          }
           result = b.handleCast(msg, this.state, this);
           break;
         case Kind.Info:
@@ -215,7 +330,10 @@ export class Process implements AgentContext {
             this.terminate((msg as ExitMessage).reason);
             return;
           }
-          if (b.handleInfo === undefined) return rt.unhandled(this, 'info', msg);
+          if (b.handleInfo === undefined) {
+            rt.unhandled(this, 'info', msg);
+            return;
+          }
           result = b.handleInfo(msg, this.state, this);
           break;
         default: {

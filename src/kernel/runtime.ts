@@ -19,7 +19,8 @@ import {
   TimeoutError,
 } from './errors.js';
 import { AgentRef, type AnyRef, isPid, localProcess, type Pid } from './pid.js';
-import { CallRecord, Kind, Overflow, Process, Status } from './process.js';
+import { type AnyBehaviour, CallRecord, Kind, Overflow, Process, Status } from './process.js';
+import { ProcessTable } from './process-table.js';
 import { Priority, type PriorityName, Scheduler } from './scheduler.js';
 import { estimateSize } from './size.js';
 import { Telemetry } from './telemetry.js';
@@ -85,7 +86,15 @@ export interface AgentInfo {
   stateBytes?: number;
 }
 
-const STATUS_NAMES: AgentStatus[] = ['starting', 'idle', 'runnable', 'running', 'awaiting', 'exiting', 'exited'];
+const STATUS_NAMES: AgentStatus[] = [
+  'starting',
+  'idle',
+  'runnable',
+  'running',
+  'awaiting',
+  'exiting',
+  'exited',
+];
 const PRIORITY_NAMES: PriorityName[] = ['high', 'normal', 'low'];
 const SPAWN_KEYS = new Set(['name', 'link', 'priority', 'mailbox', 'trapExit']);
 const OVERFLOW: Record<OverflowPolicy, Overflow> = {
@@ -125,12 +134,11 @@ export class Runtime {
   readonly scheduler: Scheduler;
   /** @internal the agent whose callback is running, if any */
   current: Process | null = null;
-  readonly #procs = new Map<number, Process>();
+  readonly #procs = new ProcessTable();
   readonly #names = new Map<Name, Process>();
   readonly #timers = new Map<number, Timer>();
   readonly #timeouts: CallTimeouts;
   readonly #callTimeoutMs: number;
-  #nextId = 0;
   #nextTimer = 0;
   #nextMonitor = 0;
   #stopped = false;
@@ -159,6 +167,30 @@ export class Runtime {
     return this.spawnFrom(null, behaviour, args, options);
   }
 
+  /**
+   * Start an agent and return its ref at once, like Erlang's spawn. With a synchronous init the
+   * agent is fully started on return (and an init that throws makes spawnSync throw InitError);
+   * with an async init it is `starting`, messages wait in its mailbox, and if init then fails the
+   * agent exits with the InitError as its reason.
+   */
+  spawnSync<A, S, C, R, K, I>(
+    behaviour: Behaviour<A, S, C, R, K, I>,
+    args: A,
+    options?: SpawnOptions,
+  ): AgentRef<C, R, K, I> {
+    const proc = this.#create(null, behaviour, options);
+    const state = this.#init(proc, args);
+    if (state instanceof Promise) {
+      state.then(
+        (s) => this.#started(proc, s),
+        (error) => {
+          if (proc.status === Status.Starting) proc.die(new InitError(proc.toString(), error));
+        },
+      );
+    } else this.#started(proc, state);
+    return proc.ref as AgentRef<C, R, K, I>;
+  }
+
   /** @internal */
   spawnFrom<A, S, C, R, K, I>(
     parent: Process | null,
@@ -166,31 +198,14 @@ export class Runtime {
     args: A,
     options: SpawnOptions | undefined,
   ): Promise<AgentRef<C, R, K, I>> {
-    if (this.#stopped) return Promise.reject(new RuntimeStoppedError(this.node));
-    if (behaviour === null || typeof behaviour !== 'object' || typeof behaviour.init !== 'function') {
-      return Promise.reject(new InvalidArgumentError('behaviour', 'must be an object with an init function', behaviour));
-    }
-    const proc = new Process(this, ++this.#nextId, behaviour);
-    if (options !== undefined) {
-      try {
-        this.#applyOptions(proc, parent, options);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
-    proc.parent = parent;
-    this.#procs.set(proc.id, proc);
-    const prev = this.current;
-    this.current = proc;
+    let proc: Process;
     let state: unknown;
     try {
-      state = behaviour.init(args, proc);
+      proc = this.#create(parent, behaviour, options);
+      state = this.#init(proc, args);
     } catch (error) {
-      this.current = prev;
-      this.#abortStart(proc, error);
-      return Promise.reject(new InitError(proc.toString(), error));
+      return Promise.reject(error);
     }
-    this.current = prev;
     if (state instanceof Promise) {
       return new Promise((resolve, reject) => {
         proc.startSettle = (reason) => reject(new ExitError(proc.toString(), reason));
@@ -198,22 +213,46 @@ export class Runtime {
           (s) => {
             if (proc.status !== Status.Starting) return;
             proc.startSettle = null;
-            proc.state = s;
-            this.#started(proc);
+            this.#started(proc, s);
             resolve(proc.ref as AgentRef<C, R, K, I>);
           },
           (error) => {
             if (proc.status !== Status.Starting) return;
-            proc.startSettle = null;
             this.#abortStart(proc, error);
             reject(new InitError(proc.toString(), error));
           },
         );
       });
     }
-    proc.state = state;
-    this.#started(proc);
+    this.#started(proc, state);
     return Promise.resolve(proc.ref as AgentRef<C, R, K, I>);
+  }
+
+  #create(parent: Process | null, behaviour: AnyBehaviour, options: SpawnOptions | undefined): Process {
+    if (this.#stopped) throw new RuntimeStoppedError(this.node);
+    if (behaviour === null || typeof behaviour !== 'object' || typeof behaviour.init !== 'function') {
+      throw new InvalidArgumentError('behaviour', 'must be an object with an init function', behaviour);
+    }
+    const id = this.#procs.nextId();
+    const proc = new Process(this, id, behaviour);
+    if (options !== undefined) this.#applyOptions(proc, parent, options);
+    if (parent !== null) proc.parent = parent;
+    this.#procs.add(proc, id);
+    return proc;
+  }
+
+  /** Run init as the new agent. Throws InitError (after removing the agent) if init throws. */
+  #init(proc: Process, args: unknown): unknown {
+    const prev = this.current;
+    this.current = proc;
+    try {
+      return proc.behaviour.init(args, proc);
+    } catch (error) {
+      this.#abortStart(proc, error);
+      throw new InitError(proc.toString(), error);
+    } finally {
+      this.current = prev;
+    }
   }
 
   #applyOptions(proc: Process, parent: Process | null, options: SpawnOptions): void {
@@ -221,7 +260,8 @@ export class Runtime {
       throw new InvalidArgumentError('spawn options', 'must be an object', options);
     }
     for (const key of Object.keys(options)) {
-      if (!SPAWN_KEYS.has(key)) throw new InvalidArgumentError(`spawn option ${JSON.stringify(key)}`, 'unknown option');
+      if (!SPAWN_KEYS.has(key))
+        throw new InvalidArgumentError(`spawn option ${JSON.stringify(key)}`, 'unknown option');
     }
     const { name, link, priority, mailbox, trapExit } = options;
     if (priority !== undefined) {
@@ -235,7 +275,11 @@ export class Runtime {
         throw new InvalidArgumentError('spawn option "mailbox"', 'must be {capacity, overflow?}', mailbox);
       }
       if (!Number.isInteger(mailbox.capacity) || mailbox.capacity < 1) {
-        throw new InvalidArgumentError('spawn option "mailbox.capacity"', 'must be a positive integer', mailbox.capacity);
+        throw new InvalidArgumentError(
+          'spawn option "mailbox.capacity"',
+          'must be a positive integer',
+          mailbox.capacity,
+        );
       }
       const policy = mailbox.overflow ?? 'reject';
       if (!Object.hasOwn(OVERFLOW, policy)) {
@@ -249,7 +293,8 @@ export class Runtime {
       proc.overflow = OVERFLOW[policy];
     }
     if (trapExit !== undefined) {
-      if (typeof trapExit !== 'boolean') throw new InvalidArgumentError('spawn option "trapExit"', 'must be a boolean', trapExit);
+      if (typeof trapExit !== 'boolean')
+        throw new InvalidArgumentError('spawn option "trapExit"', 'must be a boolean', trapExit);
       proc.trapping = trapExit;
     }
     if (link !== undefined && typeof link !== 'boolean') {
@@ -259,13 +304,18 @@ export class Runtime {
     if (link === true) {
       if (parent === null) {
         if (name !== undefined) this.#names.delete(name);
-        throw new InvalidArgumentError('spawn option "link"', 'needs a spawning agent (use ctx.spawn or ctx.spawnLink)');
+        throw new InvalidArgumentError(
+          'spawn option "link"',
+          'needs a spawning agent (use ctx.spawn or ctx.spawnLink)',
+        );
       }
       parent.link(proc.ref);
     }
   }
 
-  #started(proc: Process): void {
+  #started(proc: Process, state: unknown): void {
+    if (proc.status !== Status.Starting) return;
+    proc.state = state;
     proc.status = Status.Idle;
     if (proc.mailbox !== null && proc.mailbox.length > 0) this.scheduler.schedule(proc);
     const tel = this.telemetry;
@@ -295,7 +345,9 @@ export class Runtime {
     }
     if (proc === this.current) return Promise.reject(new CallSelfError(proc.toString()));
     if (timeoutMs !== this.#callTimeoutMs && !(timeoutMs > 0)) {
-      return Promise.reject(new InvalidArgumentError('call timeout', 'must be a positive number of ms', timeoutMs));
+      return Promise.reject(
+        new InvalidArgumentError('call timeout', 'must be a positive number of ms', timeoutMs),
+      );
     }
     const rec = new CallRecord(msg, proc, timeoutMs);
     const tel = this.telemetry;
@@ -359,7 +411,10 @@ export class Runtime {
     return new Promise((resolve, reject) => {
       let timer: ReturnType<Clock['setTimeout']> | null = null;
       if (timeoutMs !== Number.POSITIVE_INFINITY) {
-        timer = this.clock.setTimeout(() => reject(new TimeoutError(`stop of ${proc}`, timeoutMs)), timeoutMs);
+        timer = this.clock.setTimeout(
+          () => reject(new TimeoutError(`stop of ${proc}`, timeoutMs)),
+          timeoutMs,
+        );
       }
       proc.enqueue(
         Kind.Stop,
@@ -489,7 +544,10 @@ export class Runtime {
   }
 
   /** Status and figures of one agent, or undefined if it is gone. */
-  info(dest: AnyRef | Pid | Name, options: { stateSize?: boolean } = { stateSize: true }): AgentInfo | undefined {
+  info(
+    dest: AnyRef | Pid | Name,
+    options: { stateSize?: boolean } = { stateSize: true },
+  ): AgentInfo | undefined {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status === Status.Dead) return undefined;
     return infoOf(proc, options.stateSize === true);
@@ -558,8 +616,9 @@ export class Runtime {
 
   /** @internal */
   removeProcess(proc: Process): void {
-    this.#procs.delete(proc.id);
-    if (proc.name !== undefined && this.#names.get(proc.name as Name) === proc) this.#names.delete(proc.name as Name);
+    this.#procs.remove(proc);
+    if (proc.name !== undefined && this.#names.get(proc.name as Name) === proc)
+      this.#names.delete(proc.name as Name);
   }
 
   /** @internal a bounded mailbox is full; true means "enqueue anyway" (after dropping the oldest) */
@@ -576,13 +635,15 @@ export class Runtime {
     if (policy === Overflow.Reject) throw new MailboxFullError(proc.toString(), proc.capacity);
     proc.dropped++;
     if (policy === Overflow.DropNewest) {
-      if (kind === Kind.Call) (msg as CallRecord).reject(new MailboxFullError(proc.toString(), proc.capacity));
+      if (kind === Kind.Call)
+        (msg as CallRecord).reject(new MailboxFullError(proc.toString(), proc.capacity));
       return false;
     }
     const box = proc.mailbox!;
     const oldKind = box.shift() as Kind;
     const old = box.shift();
-    if (oldKind === Kind.Call) (old as CallRecord).reject(new MailboxFullError(proc.toString(), proc.capacity));
+    if (oldKind === Kind.Call)
+      (old as CallRecord).reject(new MailboxFullError(proc.toString(), proc.capacity));
     return true;
   }
 
@@ -665,7 +726,8 @@ function destName(dest: unknown): string {
 }
 
 function checkRuntimeOptions(o: RuntimeOptions): void {
-  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('runtime options', 'must be an object', o);
+  if (o === null || typeof o !== 'object')
+    throw new InvalidArgumentError('runtime options', 'must be an object', o);
   if (o.node !== undefined && (typeof o.node !== 'string' || o.node === '')) {
     throw new InvalidArgumentError('runtime option "node"', 'must be a non-empty string', o.node);
   }
@@ -679,6 +741,10 @@ function checkRuntimeOptions(o: RuntimeOptions): void {
     throw new InvalidArgumentError('runtime option "sliceMs"', 'must be a positive number', o.sliceMs);
   }
   if (o.callTimeoutMs !== undefined && !(o.callTimeoutMs > 0)) {
-    throw new InvalidArgumentError('runtime option "callTimeoutMs"', 'must be a positive number', o.callTimeoutMs);
+    throw new InvalidArgumentError(
+      'runtime option "callTimeoutMs"',
+      'must be a positive number',
+      o.callTimeoutMs,
+    );
   }
 }

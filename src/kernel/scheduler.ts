@@ -21,7 +21,11 @@ const CHECK_EVERY = 128;
 const resolved = Promise.resolve();
 
 export class Scheduler {
-  readonly #queues: [Queue<Process>, Queue<Process>, Queue<Process>] = [new Queue(), new Queue(), new Queue()];
+  readonly #queues: [Queue<Process>, Queue<Process>, Queue<Process>] = [
+    new Queue(),
+    new Queue(),
+    new Queue(),
+  ];
   #pending = false;
   #yielding = false;
   #sliceStart = performance.now();

@@ -34,8 +34,14 @@ export class Telemetry {
   }
 
   /** Attach `handler` under `id` to each of `events`. Throws if the id is taken. */
-  attach(id: string, events: EventName | readonly EventName[], handler: TelemetryHandler, config?: unknown): void {
-    if (typeof id !== 'string' || id === '') throw new TypeError(`telemetry handler id must be a non-empty string`);
+  attach(
+    id: string,
+    events: EventName | readonly EventName[],
+    handler: TelemetryHandler,
+    config?: unknown,
+  ): void {
+    if (typeof id !== 'string' || id === '')
+      throw new TypeError(`telemetry handler id must be a non-empty string`);
     if (this.#byId.has(id)) throw new Error(`telemetry handler ${JSON.stringify(id)} is already attached`);
     if (typeof handler !== 'function') throw new TypeError(`telemetry handler ${id} is not a function`);
     const list: EventName[] = isEventList(events) ? [...events] : [events as EventName];
