@@ -1,12 +1,19 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: `any` marks the message types a signature does not constrain
 import type { Behaviour, From, MonitorRef } from './behaviour.js';
 import type { AgentRef, AnyRef, Pid } from './pid.js';
 import type { Runtime, SpawnOptions, TimerRef } from './runtime.js';
 
-/** Where a message can go: a ref, or a name registered with `runtime.register`. */
+/**
+ * A destination without message types: a registered name, or a plain pid (for example one that
+ * crossed a thread as JSON). Typed refs never match it, so a wrong message to a typed ref cannot
+ * slip through as "untyped".
+ */
+export type UntypedDest = Name | (Pid & { readonly equals?: never });
+
+/** Where a message can go: a typed ref, a plain pid, or a name registered with `runtime.register`. */
 export type Dest<Call = unknown, Reply = unknown, Cast = unknown, Info = unknown> =
   | AgentRef<Call, Reply, Cast, Info>
-  | Pid
-  | Name;
+  | UntypedDest;
 
 /** A registered name. */
 export type Name = string | number | symbol;
@@ -40,9 +47,12 @@ export interface AgentContext<Call = unknown, Reply = unknown, Cast = unknown, I
     args: A,
     options?: Omit<SpawnOptions, 'link'>,
   ): Promise<AgentRef<C, R, K, I>>;
-  call<C, R>(dest: Dest<C, R>, msg: C, timeoutMs?: number): Promise<R>;
-  cast<K>(dest: Dest<unknown, unknown, K>, msg: K): boolean;
-  send<I>(dest: Dest<unknown, unknown, unknown, I>, msg: I): boolean;
+  call<C, R>(dest: AgentRef<C, R, any, any>, msg: NoInfer<C>, timeoutMs?: number): Promise<R>;
+  call<R = unknown>(dest: UntypedDest, msg: unknown, timeoutMs?: number): Promise<R>;
+  cast<K>(dest: AgentRef<any, any, K, any>, msg: NoInfer<K>): boolean;
+  cast(dest: UntypedDest, msg: unknown): boolean;
+  send<I>(dest: AgentRef<any, any, any, I>, msg: NoInfer<I>): boolean;
+  send(dest: UntypedDest, msg: unknown): boolean;
   /** Send `msg` to this agent's handleInfo after `ms` (runtime clock). Cancelled if the agent exits. */
   sendAfter(msg: Info, ms: number): TimerRef;
   cancelTimer(timer: TimerRef): number | false;

@@ -15,7 +15,7 @@ import {
   NoReply,
   Stop,
 } from './behaviour.js';
-import type { AgentContext, Dest } from './context.js';
+import type { AgentContext, Dest, UntypedDest } from './context.js';
 import { BadReturnError, ExitError, NotImplementedError } from './errors.js';
 import { AgentRef, type AnyRef, type Pid } from './pid.js';
 import { Queue } from './queue.js';
@@ -613,16 +613,16 @@ export class Process implements AgentContext {
     return this.runtime.spawnFrom(this, behaviour, args, { ...options, link: true });
   }
 
-  call<C, R>(dest: Dest<C, R>, msg: C, timeoutMs?: number): Promise<R> {
-    return this.runtime.call(dest, msg, timeoutMs);
+  call(dest: Dest, msg: unknown, timeoutMs?: number): Promise<never> {
+    return this.runtime.call(dest as UntypedDest, msg, timeoutMs);
   }
 
-  cast<K>(dest: Dest<unknown, unknown, K>, msg: K): boolean {
-    return this.runtime.cast(dest, msg);
+  cast(dest: Dest, msg: unknown): boolean {
+    return this.runtime.cast(dest as UntypedDest, msg);
   }
 
-  send<I>(dest: Dest<unknown, unknown, unknown, I>, msg: I): boolean {
-    return this.runtime.send(dest, msg);
+  send(dest: Dest, msg: unknown): boolean {
+    return this.runtime.send(dest as UntypedDest, msg);
   }
 
   sendAfter(msg: unknown, ms: number): TimerRef {

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: `any` marks the message types a signature does not constrain
 /**
  * A runtime owns everything: process table, scheduler, names, timers, clock and telemetry. There is
  * no module-level state, so two runtimes in one process never see each other.
@@ -5,7 +6,7 @@
 import { type Behaviour, isNormalExit } from './behaviour.js';
 import { CallTimeouts } from './call-timeouts.js';
 import { type Clock, RealClock } from './clock.js';
-import type { Dest, Name } from './context.js';
+import type { Dest, Name, UntypedDest } from './context.js';
 import {
   AlreadyRegisteredError,
   CallSelfError,
@@ -338,7 +339,9 @@ export class Runtime {
    * Request/reply. Rejects with NoProcessError at once if the target is gone, with ExitError if it
    * exits before replying, with TimeoutError after `timeoutMs` (default 5000; Infinity allowed).
    */
-  call<C, R>(dest: Dest<C, R>, msg: C, timeoutMs: number = this.#callTimeoutMs): Promise<R> {
+  call<C, R>(dest: AgentRef<C, R, any, any>, msg: NoInfer<C>, timeoutMs?: number): Promise<R>;
+  call<R = unknown>(dest: UntypedDest, msg: unknown, timeoutMs?: number): Promise<R>;
+  call(dest: Dest, msg: unknown, timeoutMs: number = this.#callTimeoutMs): Promise<unknown> {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status >= Status.Exiting) {
       return Promise.reject(new NoProcessError(destName(dest)));
@@ -369,7 +372,7 @@ export class Runtime {
       }
     }
     if (!rec.settled) this.#timeouts.add(rec);
-    const p = rec.promise() as Promise<R>;
+    const p = rec.promise();
     if (started >= 0) {
       const report = (outcome: string) => {
         tel.execute(EV_CALL, { duration: this.clock.now() - started }, { pid: proc.ref, outcome });
@@ -386,14 +389,18 @@ export class Runtime {
    * Fire-and-forget to handleCast. Returns false if the target is gone or the message was
    * dropped by its overflow policy; throws MailboxFullError under the reject policy.
    */
-  cast<K>(dest: Dest<unknown, unknown, K>, msg: K): boolean {
+  cast<K>(dest: AgentRef<any, any, K, any>, msg: NoInfer<K>): boolean;
+  cast(dest: UntypedDest, msg: unknown): boolean;
+  cast(dest: Dest, msg: unknown): boolean {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status >= Status.Exiting) return false;
     return proc.enqueue(Kind.Cast, msg);
   }
 
   /** A plain message to handleInfo. Same delivery rules as `cast`. */
-  send<I>(dest: Dest<unknown, unknown, unknown, I>, msg: I): boolean {
+  send<I>(dest: AgentRef<any, any, any, I>, msg: NoInfer<I>): boolean;
+  send(dest: UntypedDest, msg: unknown): boolean;
+  send(dest: Dest, msg: unknown): boolean {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status >= Status.Exiting) return false;
     return proc.enqueue(Kind.Info, msg);
@@ -500,7 +507,9 @@ export class Runtime {
   // ---- timers --------------------------------------------------------------------------------
 
   /** Send `msg` to `dest`'s handleInfo after `ms` on the runtime clock. */
-  sendAfter<I>(dest: Dest<unknown, unknown, unknown, I>, msg: I, ms: number): TimerRef {
+  sendAfter<I>(dest: AgentRef<any, any, any, I>, msg: NoInfer<I>, ms: number): TimerRef;
+  sendAfter(dest: UntypedDest, msg: unknown, ms: number): TimerRef;
+  sendAfter(dest: Dest, msg: unknown, ms: number): TimerRef {
     if (!(ms >= 0) || !Number.isFinite(ms)) {
       throw new InvalidArgumentError('sendAfter delay', 'must be a finite number of ms >= 0', ms);
     }
@@ -509,7 +518,7 @@ export class Runtime {
     const handle = this.clock.setTimeout(() => {
       this.#timers.delete(id);
       owner?.timers?.delete(id);
-      this.send(dest, msg);
+      this.send(dest as UntypedDest, msg);
     }, ms);
     this.#timers.set(id, { handle, at: this.clock.now() + ms, owner });
     if (owner !== undefined) {
