@@ -47,11 +47,11 @@ export interface AgentContext<Call = unknown, Reply = unknown, Cast = unknown, I
     args: A,
     options?: Omit<SpawnOptions, 'link'>,
   ): Promise<AgentRef<C, R, K, I>>;
-  call<C, R>(dest: AgentRef<C, R, any, any>, msg: NoInfer<C>, timeoutMs?: number): Promise<R>;
+  call<C, R>(dest: AgentRef<C, R, never, never>, msg: NoInfer<C>, timeoutMs?: number): Promise<R>;
   call<R = unknown>(dest: UntypedDest, msg: unknown, timeoutMs?: number): Promise<R>;
-  cast<K>(dest: AgentRef<any, any, K, any>, msg: NoInfer<K>): boolean;
+  cast<K>(dest: AgentRef<never, unknown, K, never>, msg: NoInfer<K>): boolean;
   cast(dest: UntypedDest, msg: unknown): boolean;
-  send<I>(dest: AgentRef<any, any, any, I>, msg: NoInfer<I>): boolean;
+  send<I>(dest: AgentRef<never, unknown, never, I>, msg: NoInfer<I>): boolean;
   send(dest: UntypedDest, msg: unknown): boolean;
   /** Send `msg` to this agent's handleInfo after `ms` (runtime clock). Cancelled if the agent exits. */
   sendAfter(msg: Info, ms: number): TimerRef;

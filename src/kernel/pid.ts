@@ -20,14 +20,21 @@ declare const infoBrand: unique symbol;
 export let localProcess: (ref: AgentRef) => unknown;
 
 /**
+ * A method-style function type, compared bivariantly: a ref whose behaviour leaves a message kind
+ * unused (`never`) must still fit "any agent" parameters. Inference still takes the message type
+ * from the ref, so a wrong message is a compile error.
+ */
+type Accepts<T> = { m(msg: T): void }['m'];
+
+/**
  * A typed handle to an agent: a pid plus (on the agent's own runtime) a cached pointer to the
  * process so that local sends skip the process-table lookup. `JSON.stringify(ref)` gives the pid.
  */
 export class AgentRef<Call = unknown, Reply = unknown, Cast = unknown, Info = unknown> implements Pid {
-  declare readonly [callBrand]: (c: Call) => void;
+  declare readonly [callBrand]: Accepts<Call>;
   declare readonly [replyBrand]: () => Reply;
-  declare readonly [castBrand]: (c: Cast) => void;
-  declare readonly [infoBrand]: (i: Info) => void;
+  declare readonly [castBrand]: Accepts<Cast>;
+  declare readonly [infoBrand]: Accepts<Info>;
   readonly node: string;
   readonly thread: number;
   readonly id: number;

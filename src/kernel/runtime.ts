@@ -339,7 +339,7 @@ export class Runtime {
    * Request/reply. Rejects with NoProcessError at once if the target is gone, with ExitError if it
    * exits before replying, with TimeoutError after `timeoutMs` (default 5000; Infinity allowed).
    */
-  call<C, R>(dest: AgentRef<C, R, any, any>, msg: NoInfer<C>, timeoutMs?: number): Promise<R>;
+  call<C, R>(dest: AgentRef<C, R, never, never>, msg: NoInfer<C>, timeoutMs?: number): Promise<R>;
   call<R = unknown>(dest: UntypedDest, msg: unknown, timeoutMs?: number): Promise<R>;
   call(dest: Dest, msg: unknown, timeoutMs: number = this.#callTimeoutMs): Promise<unknown> {
     const proc = this.#lookup(dest);
@@ -389,7 +389,7 @@ export class Runtime {
    * Fire-and-forget to handleCast. Returns false if the target is gone or the message was
    * dropped by its overflow policy; throws MailboxFullError under the reject policy.
    */
-  cast<K>(dest: AgentRef<any, any, K, any>, msg: NoInfer<K>): boolean;
+  cast<K>(dest: AgentRef<never, unknown, K, never>, msg: NoInfer<K>): boolean;
   cast(dest: UntypedDest, msg: unknown): boolean;
   cast(dest: Dest, msg: unknown): boolean {
     const proc = this.#lookup(dest);
@@ -398,7 +398,7 @@ export class Runtime {
   }
 
   /** A plain message to handleInfo. Same delivery rules as `cast`. */
-  send<I>(dest: AgentRef<any, any, any, I>, msg: NoInfer<I>): boolean;
+  send<I>(dest: AgentRef<never, unknown, never, I>, msg: NoInfer<I>): boolean;
   send(dest: UntypedDest, msg: unknown): boolean;
   send(dest: Dest, msg: unknown): boolean {
     const proc = this.#lookup(dest);
@@ -507,7 +507,7 @@ export class Runtime {
   // ---- timers --------------------------------------------------------------------------------
 
   /** Send `msg` to `dest`'s handleInfo after `ms` on the runtime clock. */
-  sendAfter<I>(dest: AgentRef<any, any, any, I>, msg: NoInfer<I>, ms: number): TimerRef;
+  sendAfter<I>(dest: AgentRef<never, unknown, never, I>, msg: NoInfer<I>, ms: number): TimerRef;
   sendAfter(dest: UntypedDest, msg: unknown, ms: number): TimerRef;
   sendAfter(dest: Dest, msg: unknown, ms: number): TimerRef {
     if (!(ms >= 0) || !Number.isFinite(ms)) {
@@ -611,9 +611,12 @@ export class Runtime {
   }
 
   #deliverSignal({ target, from, reason, viaLink }: PendingSignal): void {
-    if (target.status >= Status.Exiting) return;
+    // 'kill' must also reach an agent stuck in its terminate (a supervisor's shutdown timeout
+    // relies on it); every other signal is moot once the agent is exiting.
     if (!viaLink && reason === 'kill') {
-      target.die('killed');
+      if (target.status !== Status.Dead) target.die('killed');
+    } else if (target.status >= Status.Exiting) {
+      return;
     } else if (target.trapping) {
       target.enqueue(Kind.Info, { type: 'EXIT', from, reason }, true);
     } else if (reason === 'normal') {
