@@ -16,7 +16,7 @@ import {
   Stop,
 } from './behaviour.js';
 import type { AgentContext, Dest, UntypedDest } from './context.js';
-import { BadReturnError, ExitError, NotImplementedError } from './errors.js';
+import { BadReturnError, CallSelfError, ExitError, NotImplementedError } from './errors.js';
 import { AgentRef, type AnyRef, type Pid } from './pid.js';
 import { Queue } from './queue.js';
 import type { Runtime, SpawnOptions, TimerRef } from './runtime.js';
@@ -344,6 +344,8 @@ export class Process implements AgentContext {
         }
       }
     } catch (error) {
+      // The caller of a call that crashed its callee learns the reason at once (E_EXIT).
+      if (kind === Kind.Call) this.openCall(msg as CallRecord);
       this.crash(error);
       return;
     }
@@ -375,6 +377,7 @@ export class Process implements AgentContext {
         else this.openCall(rec);
         this.terminate(result.reason);
       } else {
+        this.openCall(rec);
         this.crash(new BadReturnError('handleCall', result));
       }
     } else if (result instanceof Stop) {
@@ -474,7 +477,6 @@ export class Process implements AgentContext {
     this.exitReason = reason;
     const rt = this.runtime;
     rt.removeProcess(this);
-    const me = this.toString();
     if (this.startSettle !== null) {
       const settle = this.startSettle;
       this.startSettle = null;
@@ -482,7 +484,7 @@ export class Process implements AgentContext {
     }
     // Callers waiting on us learn the reason at once, never by timing out.
     if (this.openCalls !== null) {
-      for (const rec of this.openCalls) rec.reject(new ExitError(me, reason));
+      for (const rec of this.openCalls) rec.reject(new ExitError(this.toString(), reason));
       this.openCalls = null;
     }
     const box = this.mailbox;
@@ -490,7 +492,7 @@ export class Process implements AgentContext {
       while (box.length > 0) {
         const kind = box.shift() as Kind;
         const msg = box.shift();
-        if (kind === Kind.Call) (msg as CallRecord).reject(new ExitError(me, reason));
+        if (kind === Kind.Call) (msg as CallRecord).reject(new ExitError(this.toString(), reason));
         else if (kind === Kind.Stop) this.addExitWaiter((msg as StopRequest).resolve);
       }
       this.mailbox = null;
@@ -614,6 +616,8 @@ export class Process implements AgentContext {
   }
 
   call(dest: Dest, msg: unknown, timeoutMs?: number): Promise<never> {
+    // After an await in an async handler, runtime.current no longer points at this agent.
+    if (this.runtime.resolve(dest) === this) return Promise.reject(new CallSelfError(this.toString()));
     return this.runtime.call(dest as UntypedDest, msg, timeoutMs);
   }
 

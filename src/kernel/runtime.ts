@@ -684,30 +684,40 @@ export class Runtime {
   }
 
   /**
-   * Stop every agent: top-level agents (supervisors first shut their own children down) in reverse
-   * start order with reason `shutdown`, each given `timeoutMs` before it is killed; then anything
-   * left is killed. Timers and call deadlines are cleared. Spawning afterwards is refused.
+   * Stop every agent: each top-level agent (supervisors shut their own children down in order) is
+   * asked to stop with reason `shutdown`, newest first; those still alive after `timeoutMs` are
+   * killed, and so is anything left. Timers and call deadlines are cleared. Spawning afterwards is
+   * refused.
    */
   async shutdown(timeoutMs = 5000): Promise<void> {
     this.#stopped = true;
     const top = [...this.#procs.values()].filter((p) => p.parent === null).reverse();
+    const exits: Promise<unknown>[] = [];
     for (const proc of top) {
       if (proc.status >= Status.Exiting) continue;
-      const exited = new Promise<unknown>((resolve) => proc.addExitWaiter(resolve));
-      if (proc.status === Status.Starting) proc.die('shutdown');
-      else proc.enqueue(Kind.Stop, { reason: 'shutdown', resolve: () => {} }, true);
+      if (proc.status === Status.Starting) {
+        proc.die('shutdown');
+      } else if (proc.status === Status.Idle && this.current === null) {
+        // Idle and we are outside any agent: stopping it now is what its stop message would do.
+        proc.terminate('shutdown');
+      } else {
+        proc.enqueue(Kind.Stop, { reason: 'shutdown', resolve: () => {} }, true);
+      }
+      if (proc.status !== Status.Dead) exits.push(new Promise((resolve) => proc.addExitWaiter(resolve)));
+    }
+    if (exits.length > 0) {
       let timer: ReturnType<Clock['setTimeout']> | null = null;
-      const timedOut = new Promise<void>((resolve) => {
+      const deadline = new Promise<void>((resolve) => {
         timer = this.clock.setTimeout(resolve, timeoutMs);
       });
-      await Promise.race([exited, timedOut]);
+      await Promise.race([Promise.all(exits), deadline]);
       if (timer !== null) this.clock.clearTimeout(timer);
-      if (proc.status !== Status.Dead) proc.die('killed');
     }
     for (const proc of [...this.#procs.values()].reverse()) proc.die('killed');
     for (const id of [...this.#timers.keys()]) this.cancelTimerById(id);
     this.#timeouts.clear();
   }
+
 }
 
 function infoOf(proc: Process, withState: boolean): AgentInfo {
