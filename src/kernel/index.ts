@@ -18,6 +18,17 @@ export {
 } from './behaviour.js';
 export { type Clock, RealClock, type TimerHandle, VirtualClock } from './clock.js';
 export type { AgentContext, Dest, Name } from './context.js';
+export {
+  type DynamicChildInfo,
+  type DynamicChildSpec,
+  DynamicSupervisor,
+  DynamicSupervisorBehaviour,
+  type DynamicSupervisorCall,
+  type DynamicSupervisorDest,
+  type DynamicSupervisorRef,
+  type DynamicSupervisorSpec,
+  startDynamicSupervisor,
+} from './dynamic-supervisor.js';
 export * from './errors.js';
 export { AgentRef, type AnyRef, comparePids, isPid, type Pid, pidEquals, pidKey } from './pid.js';
 export {
@@ -32,6 +43,35 @@ export {
 } from './runtime.js';
 export { Priority, type PriorityName } from './scheduler.js';
 export { estimateSize } from './size.js';
+export {
+  type BehaviourStart,
+  type Caller,
+  type ChildCounts,
+  type ChildId,
+  type ChildInfo,
+  type ChildSpawnOptions,
+  type ChildSpec,
+  type ChildSpecExtras,
+  type ChildStart,
+  type ChildStartContext,
+  type ChildStatus,
+  type ChildType,
+  type CustomStart,
+  type RestartIntensity,
+  type RestartType,
+  type ShutdownPolicy,
+  type StartSite,
+  type Strategy,
+  SUPERVISOR_DEFAULTS,
+  Supervisor,
+  SupervisorBehaviour,
+  type SupervisorCall,
+  type SupervisorDest,
+  type SupervisorRef,
+  type SupervisorSpec,
+  type SupervisorStartOptions,
+  startSupervisor,
+} from './supervisor.js';
 export {
   type EventName,
   type Measurements,

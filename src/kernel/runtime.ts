@@ -518,7 +518,14 @@ export class Runtime {
     const handle = this.clock.setTimeout(() => {
       this.#timers.delete(id);
       owner?.timers?.delete(id);
-      this.send(dest as UntypedDest, msg);
+      try {
+        this.send(dest as UntypedDest, msg);
+      } catch (error) {
+        // A full `reject` mailbox: a timer has no sender to tell, so the message is dropped.
+        if (!(error instanceof MailboxFullError)) throw error;
+        const target = this.#lookup(dest);
+        if (target !== undefined) target.dropped++;
+      }
     }, ms);
     this.#timers.set(id, { handle, at: this.clock.now() + ms, owner });
     if (owner !== undefined) {
@@ -652,8 +659,27 @@ export class Runtime {
       return false;
     }
     const box = proc.mailbox!;
-    const oldKind = box.shift() as Kind;
-    const old = box.shift();
+    let oldKind = box.peek() as Kind;
+    let old: unknown;
+    if (oldKind !== Kind.Signal && oldKind !== Kind.Stop) {
+      box.shift();
+      old = box.shift();
+    } else {
+      // System messages (DOWN, EXIT, stop requests) are never dropped: drop the oldest other one.
+      const items = box.toArray();
+      let i = 0;
+      while (i < items.length && (items[i] === Kind.Signal || items[i] === Kind.Stop)) i += 2;
+      if (i >= items.length) {
+        if (kind === Kind.Call)
+          (msg as CallRecord).reject(new MailboxFullError(proc.toString(), proc.capacity));
+        return false;
+      }
+      oldKind = items[i] as Kind;
+      old = items[i + 1];
+      items.splice(i, 2);
+      box.clear();
+      for (const item of items) box.push(item);
+    }
     if (oldKind === Kind.Call)
       (old as CallRecord).reject(new MailboxFullError(proc.toString(), proc.capacity));
     return true;
