@@ -1,0 +1,70 @@
+/**
+ * The benchmark suite's command line (see USAGE in args.ts and shared/BENCH_SPEC.md).
+ *
+ * stdout carries only results (JSON lines with --json, else a table); progress and errors go to
+ * stderr, so `npm run bench --silent -- --json | ...` gets clean JSON lines. Exit status: 0 when
+ * every workload ran, 1 when one failed (the others still run), 2 for a bad command line.
+ */
+import { parseBenchArgs, USAGE, UsageError } from './args.js';
+import { type Fields, forceGc, hasGc, type Workload } from './harness.js';
+import { jsonLine, medianFields, type Result, table } from './report.js';
+import { workloads } from './workloads/index.js';
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Run one workload `runs` times and combine the runs. A thrown error fails only this workload. */
+async function runWorkload(w: Workload, runs: number): Promise<Result> {
+  const samples: Fields[] = [];
+  try {
+    for (let i = 1; i <= runs; i++) {
+      log(`bench: ${w.name}${runs > 1 ? ` (run ${i}/${runs})` : ''}...`);
+      // Start from a clean heap so garbage left by the previous workload is not collected on
+      // this one's clock.
+      if (hasGc()) forceGc();
+      samples.push(await w.run());
+    }
+    return { workload: w.name, runs, fields: medianFields(samples), error: null };
+  } catch (error) {
+    const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    log(`bench: ${w.name} FAILED: ${message}`);
+    return { workload: w.name, runs, fields: null, error: error instanceof Error ? error.message : message };
+  }
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const names = workloads.map((w) => w.name);
+  let opts: ReturnType<typeof parseBenchArgs>;
+  try {
+    opts = parseBenchArgs(argv, names);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    log(`bench: ${error.message}\n${USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    const list = workloads.map((w) => `  ${w.name.padEnd(20)} ${w.description}`).join('\n');
+    process.stdout.write(`${USAGE}\nworkloads:\n${list}\n`);
+    return 0;
+  }
+  const selected =
+    opts.only === null ? workloads : opts.only.map((n) => workloads.find((w) => w.name === n) as Workload);
+  const needGc = selected.filter((w) => w.needsGc).map((w) => w.name);
+  if (needGc.length > 0 && !hasGc()) {
+    const verb = needGc.length > 1 ? 'measure the heap and need' : 'measures the heap and needs';
+    log(`bench: ${needGc.join(', ')} ${verb} forced GC: start node with --expose-gc (npm run bench does)`);
+    return 2;
+  }
+  const results: Result[] = [];
+  for (const w of selected) {
+    const result = await runWorkload(w, opts.runs);
+    results.push(result);
+    // JSON lines go out as soon as each workload ends, so a later crash loses nothing.
+    if (opts.json && result.fields !== null) process.stdout.write(`${jsonLine(w.name, result.fields)}\n`);
+  }
+  if (!opts.json) process.stdout.write(`${table(results)}\n`);
+  return results.every((r) => r.fields !== null) ? 0 : 1;
+}
+
+process.exitCode = await main(process.argv.slice(2));
