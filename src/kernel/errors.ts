@@ -163,13 +163,15 @@ export class NoChildError extends MabeamError {
 /** A short, safe rendering of any value for error messages. */
 export function describe(value: unknown): string {
   if (value instanceof Error) return `${value.name}: ${value.message}`;
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return truncate(JSON.stringify(value));
   if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number') return String(value); // JSON would render NaN and Infinity as null
   if (typeof value === 'symbol') return value.toString();
   if (typeof value === 'function') return `[function ${value.name || 'anonymous'}]`;
   if (
     value !== null &&
     typeof value === 'object' &&
+    !Array.isArray(value) && // Array's toString drops the brackets ([] renders as nothing)
     typeof (value as { toString?: unknown }).toString === 'function'
   ) {
     const s = (value as { toString(): string }).toString();
@@ -178,8 +180,12 @@ export function describe(value: unknown): string {
   try {
     const s = JSON.stringify(value);
     if (s === undefined) return String(value);
-    return s.length > 200 ? `${s.slice(0, 197)}...` : s;
+    return truncate(s);
   } catch {
     return Object.prototype.toString.call(value);
   }
+}
+
+function truncate(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 197)}...` : s;
 }

@@ -36,6 +36,8 @@ export enum Kind {
   Cast = 1,
   Info = 2,
   Stop = 3,
+  /** A DOWN or EXIT from the runtime: delivered like Info, but never dropped by an overflow policy. */
+  Signal = 4,
 }
 
 export enum Overflow {
@@ -272,7 +274,7 @@ export class Process implements AgentContext {
     } else if (box.length >= this.capacity * 2 && !system) {
       if (!this.runtime.overflowed(this, kind, msg)) return false;
     }
-    box.push(kind);
+    box.push(system && kind === Kind.Info ? Kind.Signal : kind);
     box.push(msg);
     if (this.status === Status.Idle) this.runtime.scheduler.schedule(this);
     return true;
@@ -326,7 +328,10 @@ export class Process implements AgentContext {
           result = b.handleCast(msg, this.state, this);
           break;
         case Kind.Info:
-          if (this.trapping && isExitFromParent(msg, this.parent)) {
+        case Kind.Signal:
+          // Only a real exit signal (never a plain message shaped like one) from the parent
+          // makes a trapping agent terminate, as in OTP.
+          if (kind === Kind.Signal && this.trapping && isExitFromParent(msg, this.parent)) {
             this.terminate((msg as ExitMessage).reason);
             return;
           }
@@ -350,7 +355,9 @@ export class Process implements AgentContext {
       return;
     }
     if (result instanceof Promise) {
-      this.status = Status.Awaiting;
+      // Not if the agent died in the handler's synchronous part (say, killed through a link):
+      // a dead agent must stay dead, and resume() then ignores the handler's outcome.
+      if (this.status < Status.Exiting) this.status = Status.Awaiting;
       if (kind === Kind.Call) this.openCall(msg as CallRecord);
       result.then(
         (value) => this.resume(kind, msg, value),
@@ -418,6 +425,11 @@ export class Process implements AgentContext {
   }
 
   openCall(rec: CallRecord): void {
+    if (this.status === Status.Dead) {
+      // It died while handling the call: nobody is left to answer, so the caller learns why now.
+      rec.reject(new ExitError(this.toString(), this.exitReason));
+      return;
+    }
     if (this.openCalls === null) this.openCalls = new Set();
     this.openCalls.add(rec);
   }

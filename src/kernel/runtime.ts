@@ -355,15 +355,8 @@ export class Runtime {
     const rec = new CallRecord(msg, proc, timeoutMs);
     const tel = this.telemetry;
     const started = tel.enabled && tel.listens(EV_CALL) ? this.clock.now() : -1;
-    const sched = this.scheduler;
-    // Fast path: the callee is idle, nothing else is runnable, and we are outside any agent, so
-    // running the message now is exactly what the scheduler would do next.
-    if (proc.status === Status.Idle && this.current === null && sched.idle && sched.charge(1)) {
-      proc.status = Status.Running;
-      proc.dispatch(Kind.Call, rec);
-      proc.reductions++;
-      this.current = null;
-      proc.afterAsync();
+    if (this.#canRunNow(proc) && this.scheduler.charge(1)) {
+      this.#runNow(proc, Kind.Call, rec);
     } else {
       try {
         proc.enqueue(Kind.Call, rec);
@@ -394,6 +387,10 @@ export class Runtime {
   cast(dest: Dest, msg: unknown): boolean {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status >= Status.Exiting) return false;
+    if (this.#canRunNow(proc)) {
+      this.#runNow(proc, Kind.Cast, msg);
+      return true;
+    }
     return proc.enqueue(Kind.Cast, msg);
   }
 
@@ -403,7 +400,31 @@ export class Runtime {
   send(dest: Dest, msg: unknown): boolean {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status >= Status.Exiting) return false;
+    if (this.#canRunNow(proc)) {
+      this.#runNow(proc, Kind.Info, msg);
+      return true;
+    }
     return proc.enqueue(Kind.Info, msg);
+  }
+
+  /**
+   * A message from outside any agent to an idle agent, while nothing else is runnable, is run at
+   * once: that is exactly what the scheduler would do next, minus the queueing. Messages sent from
+   * inside an agent's callback are always queued, so handlers never nest. Calls also count toward
+   * the time slice: a caller awaiting call after call resumes by microtask and would otherwise
+   * keep the event loop from ever turning, so past the slice its calls queue until the scheduler
+   * has yielded. A synchronous loop of casts holds the thread by itself; queueing would not free it.
+   */
+  #canRunNow(proc: Process): boolean {
+    return proc.status === Status.Idle && this.current === null && this.scheduler.idle;
+  }
+
+  #runNow(proc: Process, kind: Kind, msg: unknown): void {
+    proc.status = Status.Running;
+    proc.dispatch(kind, msg);
+    proc.reductions++;
+    this.current = null;
+    proc.afterAsync();
   }
 
   /**
@@ -452,10 +473,20 @@ export class Runtime {
     this.exit(dest, 'kill');
   }
 
-  /** Resolves with the agent's exit reason when it exits (at once if it is already gone). */
+  /**
+   * Resolves with the agent's exit reason when it exits; at once if it already has (with its
+   * reason when `dest` is a ref from this runtime, else `'noproc'`).
+   */
   awaitExit(dest: AnyRef | Pid | Name): Promise<unknown> {
     const proc = this.#lookup(dest);
-    if (proc === undefined) return Promise.resolve('noproc');
+    if (proc === undefined) {
+      // A ref made by this runtime still knows how its agent ended.
+      const gone = dest instanceof AgentRef ? (localProcess(dest) as Process | undefined) : undefined;
+      if (gone !== undefined && gone.runtime === this && gone.status === Status.Dead) {
+        return Promise.resolve(gone.exitReason);
+      }
+      return Promise.resolve('noproc');
+    }
     return new Promise((resolve) => proc.addExitWaiter(resolve));
   }
 
@@ -743,7 +774,6 @@ export class Runtime {
     for (const id of [...this.#timers.keys()]) this.cancelTimerById(id);
     this.#timeouts.clear();
   }
-
 }
 
 function infoOf(proc: Process, withState: boolean): AgentInfo {

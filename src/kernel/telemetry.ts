@@ -76,7 +76,7 @@ export class Telemetry {
 
   /** Handlers attached, by id. */
   handlers(): { id: string; events: string[][] }[] {
-    return [...this.#byId.values()].map((a) => ({ id: a.id, events: a.events.map((k) => k.split('.')) }));
+    return [...this.#byId.values()].map((a) => ({ id: a.id, events: a.events.map((k) => k.split(SEP)) }));
   }
 
   execute(event: EventName, measurements: Measurements, metadata: Metadata = {}): void {
@@ -94,8 +94,11 @@ export class Telemetry {
   }
 }
 
+/** A separator no event-name element contains in practice (a dot would make ['a.b'] equal ['a', 'b']). */
+const SEP = '\u0000';
+
 function keyOf(event: EventName): string {
-  return event.join('.');
+  return event.join(SEP);
 }
 
 function isEventList(events: EventName | readonly EventName[]): events is readonly EventName[] {

@@ -253,8 +253,9 @@ describe('restart types', () => {
     const log: string[] = [];
     const sup = await Supervisor.start(rt, { children: [worker('p', log)] });
     const p = await childRef(rt, sup, 'p');
+    const exited = rt.awaitExit(p);
     rt.cast(p, 'finish');
-    expect(await rt.awaitExit(p)).toBe('normal');
+    expect(await exited).toBe('normal');
     const p2 = await childRef(rt, sup, 'p');
     expect(p2.equals(p)).toBe(false);
     await rt.shutdown();
@@ -268,8 +269,9 @@ describe('restart types', () => {
     await crash(rt, t);
     const t2 = await childRef(rt, sup, 't');
     expect(t2.equals(t)).toBe(false);
+    const exited = rt.awaitExit(t2);
     rt.cast(t2, 'finish');
-    await rt.awaitExit(t2);
+    expect(await exited).toBe('normal');
     const [row] = await Supervisor.whichChildren(rt, sup);
     expect(row).toMatchObject({ id: 't', ref: undefined, status: 'terminated' });
     expect(await Supervisor.countChildren(rt, sup)).toMatchObject({ specs: 1, active: 0 });

@@ -1,0 +1,46 @@
+/** Small helpers shared by the kernel tests. None of them waits for time. */
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/** A promise settled by hand, to hold an async handler at a known point. */
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * Let every queued microtask and the runtime's pending drains run: resolves after one event-loop
+ * turn (setImmediate runs after the microtask queue is empty). Not a sleep: no time passes on
+ * purpose, and nothing here depends on how long it takes.
+ */
+export function flush(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export type PromiseState<T> =
+  | { state: 'pending' }
+  | { state: 'fulfilled'; value: T }
+  | { state: 'rejected'; reason: unknown };
+
+/** Observe a promise without awaiting it (call `flush()` before reading). */
+export function watch<T>(promise: Promise<T>): { readonly current: PromiseState<T> } {
+  const box: { current: PromiseState<T> } = { current: { state: 'pending' } };
+  promise.then(
+    (value) => {
+      box.current = { state: 'fulfilled', value };
+    },
+    (reason: unknown) => {
+      box.current = { state: 'rejected', reason };
+    },
+  );
+  return box;
+}
