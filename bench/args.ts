@@ -8,6 +8,8 @@ export interface BenchOptions {
   only: string[] | null;
   /** How many times each workload runs; each field reports the median. */
   runs: number;
+  /** Run every workload in this process rather than one fresh node process each. */
+  inProcess: boolean;
   help: boolean;
 }
 
@@ -19,14 +21,15 @@ export class UsageError extends Error {
 export const USAGE = `usage: node --expose-gc build/bench/main.js [--json] [--only a,b] [--runs N]
   --json      print one JSON object per workload per line on stdout (progress goes to stderr)
   --only a,b  run only the named workloads (comma-separated)
-  --runs N    run each workload N times and report the median of each field (default 1)`;
+  --runs N    run each workload N times and report the median of each field (default 1)
+  --in-process  run every workload in this process (default: a fresh node process each)`;
 
 /**
  * Parse `argv` (without node and the script). Throws UsageError for unknown flags, a bad
  * `--runs`, or an `--only` name that is not in `validNames`.
  */
 export function parseBenchArgs(argv: readonly string[], validNames: readonly string[]): BenchOptions {
-  let values: { json?: boolean; only?: string; runs?: string; help?: boolean };
+  let values: { json?: boolean; only?: string; runs?: string; help?: boolean; 'in-process'?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -35,6 +38,7 @@ export function parseBenchArgs(argv: readonly string[], validNames: readonly str
         only: { type: 'string' },
         runs: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        'in-process': { type: 'boolean' },
       },
       strict: true,
       allowPositionals: false,
@@ -46,6 +50,7 @@ export function parseBenchArgs(argv: readonly string[], validNames: readonly str
     json: values.json === true,
     only: values.only === undefined ? null : parseOnly(values.only, validNames),
     runs: values.runs === undefined ? 1 : parseRuns(values.runs),
+    inProcess: values['in-process'] === true,
     help: values.help === true,
   };
 }

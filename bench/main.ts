@@ -1,10 +1,18 @@
 /**
  * The benchmark suite's command line (see USAGE in args.ts and shared/BENCH_SPEC.md).
  *
+ * Each workload runs in a fresh node process by default: what one workload leaves in V8 (type
+ * feedback, optimized code tuned to its behaviours) measurably changes the next one's figures
+ * (pingpong_all_cores ran at about half speed after call, cast and spawn in one process), and
+ * BEAM's figures we compare with were taken per workload too. `--in-process` runs them all in
+ * this process instead.
+ *
  * stdout carries only results (JSON lines with --json, else a table); progress and errors go to
  * stderr, so `npm run bench --silent -- --json | ...` gets clean JSON lines. Exit status: 0 when
  * every workload ran, 1 when one failed (the others still run), 2 for a bad command line.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseBenchArgs, USAGE, UsageError } from './args.js';
 import { type Fields, forceGc, hasGc, type Workload } from './harness.js';
 import { jsonLine, medianFields, type Result, table } from './report.js';
@@ -33,6 +41,36 @@ async function runWorkload(w: Workload, runs: number): Promise<Result> {
   }
 }
 
+/** Run one workload in a child node process (same node flags) and read its JSON line. */
+function runIsolated(w: Workload, runs: number): Promise<Result> {
+  const args = [
+    ...process.execArgv,
+    fileURLToPath(import.meta.url),
+    '--in-process',
+    '--json',
+    '--only',
+    w.name,
+  ];
+  if (runs > 1) args.push('--runs', String(runs));
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk;
+    });
+    child.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (code !== 0 || line === undefined) {
+        resolve({ workload: w.name, runs, fields: null, error: `child process exited with code ${code}` });
+        return;
+      }
+      const { workload: _name, ...fields } = JSON.parse(line) as Fields & { workload: string };
+      resolve({ workload: w.name, runs, fields: fields as Fields, error: null });
+    });
+  });
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const names = workloads.map((w) => w.name);
   let opts: ReturnType<typeof parseBenchArgs>;
@@ -58,7 +96,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const results: Result[] = [];
   for (const w of selected) {
-    const result = await runWorkload(w, opts.runs);
+    const result = opts.inProcess ? await runWorkload(w, opts.runs) : await runIsolated(w, opts.runs);
     results.push(result);
     // JSON lines go out as soon as each workload ends, so a later crash loses nothing.
     if (opts.json && result.fields !== null) process.stdout.write(`${jsonLine(w.name, result.fields)}\n`);
