@@ -8,9 +8,7 @@ import { type Fields, now, nsSince, type Workload } from '../harness.js';
 const CALLS = 1_000_000;
 const WARMUP_CALLS = 10_000;
 
-// Unused message slots are `unknown`, not the default `never`: call/cast take `AgentRef<C, R, any,
-// any>`, and a ref with a `never` slot does not fit it (`any` is not assignable to `never`).
-const Echo = behaviour<void, null, 'ping', 'pong', unknown, unknown>({
+const Echo = behaviour<void, null, 'ping', 'pong'>({
   init: () => null,
   handleCall: (_msg, _from, state) => reply('pong', state),
 });

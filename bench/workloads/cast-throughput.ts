@@ -11,9 +11,7 @@ const WARMUP_CASTS = 100_000;
 /** Generous: the reading call waits behind every cast, and the machine may be busy. */
 const READ_TIMEOUT_MS = 60_000;
 
-// Unused message slots are `unknown`, not the default `never`: call/cast take `AgentRef<C, R, any,
-// any>`, and a ref with a `never` slot does not fit it (`any` is not assignable to `never`).
-const Counter = behaviour<void, number, 'count', number, 'inc', unknown>({
+const Counter = behaviour<void, number, 'count', number, 'inc'>({
   init: () => 0,
   handleCall: (_msg, _from, count) => reply(count, count),
   handleCast: (_msg, count) => count + 1,

@@ -12,9 +12,7 @@ import { type Fields, liveHeap, now, nsSince, type Workload } from '../harness.j
 const AGENTS = 1_000_000;
 const WARMUP_AGENTS = 100_000;
 
-// Unused message slots are `unknown`, not the default `never`: call/cast take `AgentRef<C, R, any,
-// any>`, and a ref with a `never` slot does not fit it (`any` is not assignable to `never`).
-const IdleAgent = behaviour<void, null, unknown, unknown, 'wake', unknown>({
+const IdleAgent = behaviour<void, null, never, never, 'wake'>({
   init: () => null,
   handleCast: (_msg, state) => state,
 });

@@ -15,17 +15,15 @@ const WARMUP_ROUND_TRIPS = 200;
 const THREADS = 1;
 
 type PingerCast = 'start' | 'pong';
-// Unused message slots are `unknown`, not the default `never`: call/cast take `AgentRef<C, R, any,
-// any>`, and a ref with a `never` slot does not fit it (`any` is not assignable to `never`).
-type PingerRef = AgentRef<unknown, unknown, PingerCast, unknown>;
-type PongerRef = AgentRef<unknown, unknown, Ping, unknown>;
+type PingerRef = AgentRef<never, never, PingerCast>;
+type PongerRef = AgentRef<never, never, Ping>;
 
 /** A ping names its sender, so that one ponger behaviour can answer anyone. */
 interface Ping {
   readonly from: PingerRef;
 }
 
-const Ponger = behaviour<void, null, unknown, unknown, Ping, unknown>({
+const Ponger = behaviour<void, null, never, never, Ping>({
   init: () => null,
   handleCast: (ping, state, ctx) => {
     ctx.cast(ping.from, 'pong');
@@ -48,7 +46,7 @@ interface PingerState {
   readonly done: () => void;
 }
 
-const Pinger = behaviour<PingerArgs, PingerState, unknown, unknown, PingerCast, unknown>({
+const Pinger = behaviour<PingerArgs, PingerState, never, never, PingerCast>({
   init: ({ peer, roundTrips, done }, ctx) => ({ peer, ping: { from: ctx.self }, left: roundTrips, done }),
   handleCast: (msg, state, ctx) => {
     if (msg === 'pong' && --state.left === 0) {

@@ -12,9 +12,7 @@ import { type Fields, liveHeap, now, nsSince, type Workload } from '../harness.j
 const AGENTS = 100_000;
 const WARMUP_AGENTS = 10_000;
 
-// Unused message slots are `unknown`, not the default `never`: call/cast take `AgentRef<C, R, any,
-// any>`, and a ref with a `never` slot does not fit it (`any` is not assignable to `never`).
-const Trivial = behaviour<void, number, unknown, unknown, 'poke', unknown>({
+const Trivial = behaviour<void, number, never, never, 'poke'>({
   init: () => 0,
   handleCast: (_msg, state) => state,
 });

@@ -136,7 +136,8 @@ export class Runtime {
   /** @internal the agent whose callback is running, if any */
   current: Process | null = null;
   readonly #procs = new ProcessTable();
-  readonly #names = new Map<Name, Process>();
+  /** Name -> ref (not process): whereis, the hot read, then returns without another hop. */
+  readonly #names = new Map<Name, AnyRef>();
   readonly #timers = new Map<number, Timer>();
   readonly #timeouts: CallTimeouts;
   readonly #callTimeoutMs: number;
@@ -514,21 +515,21 @@ export class Runtime {
     if (proc.name !== undefined) {
       throw new InvalidArgumentError('name', `${proc} is already registered as ${describe(proc.name)}`, name);
     }
-    this.#names.set(name, proc);
+    this.#names.set(name, proc.ref);
     proc.name = name;
   }
 
   unregister(name: Name): boolean {
-    const proc = this.#names.get(name);
-    if (proc === undefined) return false;
+    const ref = this.#names.get(name);
+    if (ref === undefined) return false;
     this.#names.delete(name);
-    proc.name = undefined;
+    (localProcess(ref) as Process).name = undefined;
     return true;
   }
 
   /** The agent registered under `name`, if any. */
   whereis(name: Name): AnyRef | undefined {
-    return this.#names.get(name)?.ref;
+    return this.#names.get(name);
   }
 
   registered(): Name[] {
@@ -617,7 +618,8 @@ export class Runtime {
       const proc = localProcess(dest) as Process | undefined;
       if (proc !== undefined) return proc.runtime === this && proc.status !== Status.Dead ? proc : undefined;
     } else if (typeof dest !== 'object' || dest === null) {
-      return this.#names.get(dest as Name);
+      const ref = this.#names.get(dest as Name);
+      return ref === undefined ? undefined : (localProcess(ref) as Process);
     }
     if (!isPid(dest) || dest.node !== this.node || dest.thread !== this.thread) return undefined;
     return this.#procs.get(dest.id);
@@ -667,7 +669,7 @@ export class Runtime {
   /** @internal */
   removeProcess(proc: Process): void {
     this.#procs.remove(proc);
-    if (proc.name !== undefined && this.#names.get(proc.name as Name) === proc)
+    if (proc.name !== undefined && this.#names.get(proc.name as Name) === proc.ref)
       this.#names.delete(proc.name as Name);
   }
 
