@@ -8,7 +8,18 @@ import type { Runtime, SpawnOptions, TimerRef } from './runtime.js';
  * crossed a thread as JSON). Typed refs never match it, so a wrong message to a typed ref cannot
  * slip through as "untyped".
  */
-export type UntypedDest = Name | (Pid & { readonly equals?: never });
+export type UntypedDest = Name | Via | (Pid & { readonly equals?: never });
+
+/** The key of a `Via` destination's resolver. */
+export const VIA: unique symbol = Symbol('mabeam.via');
+
+/**
+ * A destination resolved by another name service (OTP's `{via, Module, Name}`): the runtime calls
+ * `[VIA](runtime)` at send time and delivers to the ref it returns (none: like an unknown name).
+ */
+export interface Via {
+  readonly [VIA]: (runtime: Runtime) => AnyRef | undefined;
+}
 
 /** Where a message can go: a typed ref, a plain pid, or a name registered with `runtime.register`. */
 export type Dest<Call = unknown, Reply = unknown, Cast = unknown, Info = unknown> =

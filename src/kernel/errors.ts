@@ -36,10 +36,13 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
-/** Base class of every mabeam error. */
+/**
+ * Base class of every mabeam error. Kernel codes are in ErrorCodes; each higher layer keeps its
+ * own code map (codes are `E_` plus upper case, unique across the project, never reused).
+ */
 export class MabeamError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode | `E_${Uppercase<string>}`;
+  constructor(code: ErrorCode | `E_${Uppercase<string>}`, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
     this.name = new.target.name;

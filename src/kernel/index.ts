@@ -17,7 +17,7 @@ export {
   stop,
 } from './behaviour.js';
 export { type Clock, RealClock, type TimerHandle, VirtualClock } from './clock.js';
-export type { AgentContext, Dest, Name } from './context.js';
+export { type AgentContext, type Dest, type Name, type UntypedDest, VIA, type Via } from './context.js';
 export {
   type DynamicChildInfo,
   type DynamicChildSpec,

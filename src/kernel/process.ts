@@ -122,6 +122,8 @@ class Extras {
   openCalls: Set<CallRecord> | null = null;
   timers: Set<number> | null = null;
   exitWaiters: ((reason: unknown) => void)[] | null = null;
+  /** Synchronous cleanup of services bound to this agent (names, tables, pooled resources). */
+  exitHooks: Set<(reason: unknown) => void> | null = null;
   /** Settles the spawn promise while an async init is pending. */
   startSettle: ((error: unknown) => void) | null = null;
   exitReason: unknown = undefined;
@@ -224,6 +226,13 @@ export class Process implements AgentContext {
   set timers(v: Set<number> | null) {
     if (this.x === null && v === null) return;
     this.ext().timers = v;
+  }
+  get exitHooks(): Set<(reason: unknown) => void> | null {
+    return this.x === null ? null : this.x.exitHooks;
+  }
+  set exitHooks(v: Set<(reason: unknown) => void> | null) {
+    if (this.x === null && v === null) return;
+    this.ext().exitHooks = v;
   }
   get exitWaiters(): ((reason: unknown) => void)[] | null {
     return this.x === null ? null : this.x.exitWaiters;
@@ -489,6 +498,19 @@ export class Process implements AgentContext {
     this.exitReason = reason;
     const rt = this.runtime;
     rt.removeProcess(this);
+    // Bound services clean up first, so whoever sees this exit (DOWN, EXIT, awaitExit, a
+    // failed call) finds no registry entry, table or resource still pointing at the agent.
+    if (this.exitHooks !== null) {
+      const hooks = this.exitHooks;
+      this.exitHooks = null;
+      for (const hook of hooks) {
+        try {
+          hook(reason);
+        } catch (error) {
+          rt.crashed(this, error, 'exit hook');
+        }
+      }
+    }
     if (this.startSettle !== null) {
       const settle = this.startSettle;
       this.startSettle = null;

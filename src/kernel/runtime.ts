@@ -6,7 +6,7 @@
 import { type Behaviour, isNormalExit } from './behaviour.js';
 import { CallTimeouts } from './call-timeouts.js';
 import { type Clock, RealClock } from './clock.js';
-import type { Dest, Name, UntypedDest } from './context.js';
+import { type Dest, type Name, type UntypedDest, VIA, type Via } from './context.js';
 import {
   AlreadyRegisteredError,
   CallSelfError,
@@ -491,6 +491,29 @@ export class Runtime {
     return new Promise((resolve) => proc.addExitWaiter(resolve));
   }
 
+  /**
+   * Run `hook(reason)` synchronously when the agent exits, before any monitor, link, caller or
+   * `awaitExit` learns of the exit: for services bound to an agent (registry entries, owned
+   * tables, pooled resources) that must be gone by then. Runs at once if the agent is already
+   * gone. Returns a function that removes the hook. A hook that throws is reported through
+   * telemetry (`['mabeam','agent','crash']`, callback `exit hook`) and the exit goes on.
+   */
+  onExit(dest: AnyRef | Pid | Name, hook: (reason: unknown) => void): () => void {
+    if (typeof hook !== 'function') throw new InvalidArgumentError('onExit hook', 'must be a function', hook);
+    const proc = this.#lookup(dest);
+    if (proc === undefined || proc.status === Status.Dead) {
+      const gone = dest instanceof AgentRef ? (localProcess(dest) as Process | undefined) : undefined;
+      hook(gone !== undefined && gone.runtime === this ? gone.exitReason : 'noproc');
+      return () => {};
+    }
+    if (proc.exitHooks === null) proc.exitHooks = new Set();
+    const hooks = proc.exitHooks;
+    hooks.add(hook);
+    return () => {
+      hooks.delete(hook);
+    };
+  }
+
   isAlive(dest: AnyRef | Pid | Name): boolean {
     const proc = this.#lookup(dest);
     return proc !== undefined && proc.status < Status.Exiting;
@@ -620,6 +643,9 @@ export class Runtime {
     } else if (typeof dest !== 'object' || dest === null) {
       const ref = this.#names.get(dest as Name);
       return ref === undefined ? undefined : (localProcess(ref) as Process);
+    } else if (typeof (dest as Via)[VIA] === 'function') {
+      const ref = (dest as Via)[VIA](this);
+      return ref === undefined || !(ref instanceof AgentRef) ? undefined : this.#lookup(ref);
     }
     if (!isPid(dest) || dest.node !== this.node || dest.thread !== this.thread) return undefined;
     return this.#procs.get(dest.id);

@@ -24,7 +24,7 @@ import {
   type Stop,
   stop,
 } from './behaviour.js';
-import type { AgentContext, Name, UntypedDest } from './context.js';
+import type { AgentContext, UntypedDest } from './context.js';
 import {
   BadReturnError,
   describe,
@@ -439,13 +439,13 @@ export function failed(error: unknown): ProtocolReply {
 /** @internal Make a supervisor call and throw the error it answers with. */
 export async function request(
   caller: Caller,
-  sup: Pid | Name,
+  sup: UntypedDest | AnyRef,
   msg: unknown,
   timeoutMs: number,
 ): Promise<unknown> {
   const rt = caller instanceof Runtime ? caller : caller.runtime;
   // The typed and untyped call overloads meet here; the reply type is ours either way.
-  const answer = await rt.call<ProtocolReply>(sup as UntypedDest, msg, timeoutMs);
+  const answer = (await rt.call(sup as UntypedDest, msg, timeoutMs)) as ProtocolReply;
   if (!answer.ok) throw answer.error;
   return answer.value;
 }
