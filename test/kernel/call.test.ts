@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type AgentContext,
   type AnyRef,
@@ -9,24 +9,16 @@ import {
   type From,
   NoProcessError,
   noreply,
-  Runtime,
   reply,
   stop,
   TimeoutError,
   VirtualClock,
 } from '../../src/kernel/index.js';
 import { awaitExit, awaitTelemetry, probe } from '../../src/kernel/testkit.js';
-import { type Deferred, deferred, flush, watch } from './helpers.js';
+import { type Deferred, deferred, flush, runtimeFactory, watch } from './helpers.js';
 
-const runtimes: Runtime[] = [];
-function runtime(options?: ConstructorParameters<typeof Runtime>[0]): Runtime {
-  const rt = new Runtime(options);
-  runtimes.push(rt);
-  return rt;
-}
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.shutdown()));
-});
+/** Every runtime a test makes is shut down after it. */
+const runtime = runtimeFactory();
 
 /** Replies with what it was sent; a cast or info is forwarded to `report` (if given). */
 const Echo = behaviour<AnyRef | undefined, AnyRef | undefined, unknown, unknown, unknown, unknown>({

@@ -1,4 +1,22 @@
 /** Small helpers shared by the kernel tests. None of them waits for time. */
+import { afterEach } from 'vitest';
+import { Runtime, type RuntimeOptions } from '../../src/kernel/index.js';
+
+/**
+ * A runtime factory for one test file: every runtime it makes is shut down after each test, so a
+ * failing test cannot leave agents running into the next one.
+ */
+export function runtimeFactory(): (options?: RuntimeOptions) => Runtime {
+  const runtimes: Runtime[] = [];
+  afterEach(async () => {
+    await Promise.all(runtimes.splice(0).map((rt) => rt.shutdown()));
+  });
+  return (options) => {
+    const rt = new Runtime(options);
+    runtimes.push(rt);
+    return rt;
+  };
+}
 
 export interface Deferred<T> {
   promise: Promise<T>;

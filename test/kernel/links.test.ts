@@ -1,17 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { type AnyRef, behaviour, isNormalExit, Runtime, reply, stop } from '../../src/kernel/index.js';
+import { describe, expect, it } from 'vitest';
+import { type AnyRef, behaviour, isNormalExit, reply, stop } from '../../src/kernel/index.js';
 import { awaitExit, probe } from '../../src/kernel/testkit.js';
-import { flush } from './helpers.js';
+import { flush, runtimeFactory } from './helpers.js';
 
-const runtimes: Runtime[] = [];
-function runtime(): Runtime {
-  const rt = new Runtime();
-  runtimes.push(rt);
-  return rt;
-}
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.shutdown()));
-});
+/** Every runtime a test makes is shut down after it. */
+const runtime = runtimeFactory();
 
 type Cmd =
   | { do: 'link'; to: AnyRef }

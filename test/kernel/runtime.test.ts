@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AlreadyRegisteredError,
   type AnyRef,
@@ -15,17 +15,10 @@ import {
   VirtualClock,
 } from '../../src/kernel/index.js';
 import { awaitExit, awaitTelemetry, probe } from '../../src/kernel/testkit.js';
-import { type Deferred, deferred, flush, watch } from './helpers.js';
+import { type Deferred, deferred, flush, runtimeFactory, watch } from './helpers.js';
 
-const runtimes: Runtime[] = [];
-function runtime(options?: ConstructorParameters<typeof Runtime>[0]): Runtime {
-  const rt = new Runtime(options);
-  runtimes.push(rt);
-  return rt;
-}
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.shutdown()));
-});
+/** Every runtime a test makes is shut down after it. */
+const runtime = runtimeFactory();
 
 /** State is `args`; `get` returns it; terminate reports to `report` if given. */
 const Cell = behaviour<

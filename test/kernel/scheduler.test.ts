@@ -1,23 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type AgentContext,
   type AnyRef,
   behaviour,
   type PriorityName,
-  Runtime,
+  type Runtime,
   reply,
 } from '../../src/kernel/index.js';
 import { probe } from '../../src/kernel/testkit.js';
+import { runtimeFactory } from './helpers.js';
 
-const runtimes: Runtime[] = [];
-function runtime(options?: ConstructorParameters<typeof Runtime>[0]): Runtime {
-  const rt = new Runtime(options);
-  runtimes.push(rt);
-  return rt;
-}
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.shutdown()));
-});
+/** Every runtime a test makes is shut down after it. */
+const runtime = runtimeFactory();
 
 interface Shared {
   log: string[];

@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { AgentRef, type AnyRef, behaviour, Runtime } from '../../src/kernel/index.js';
+import { describe, expect, it } from 'vitest';
+import { AgentRef, type AnyRef, behaviour, type Runtime } from '../../src/kernel/index.js';
 import {
   awaitExit,
   awaitRestart,
@@ -8,17 +8,10 @@ import {
   probe,
   withRuntime,
 } from '../../src/kernel/testkit.js';
-import { flush, watch } from './helpers.js';
+import { flush, runtimeFactory, watch } from './helpers.js';
 
-const runtimes: Runtime[] = [];
-function runtime(): Runtime {
-  const rt = new Runtime();
-  runtimes.push(rt);
-  return rt;
-}
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.shutdown()));
-});
+/** Every runtime a test makes is shut down after it. */
+const runtime = runtimeFactory();
 
 const Idle = behaviour<void, null>({ init: () => null });
 

@@ -1,26 +1,18 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type AnyRef,
   behaviour,
   ErrorCodes,
   InvalidArgumentError,
-  Runtime,
   reply,
   type TimerRef,
   VirtualClock,
 } from '../../src/kernel/index.js';
 import { awaitExit, probe } from '../../src/kernel/testkit.js';
-import { flush } from './helpers.js';
+import { flush, runtimeFactory } from './helpers.js';
 
-const runtimes: Runtime[] = [];
-function runtime(options?: ConstructorParameters<typeof Runtime>[0]): Runtime {
-  const rt = new Runtime(options);
-  runtimes.push(rt);
-  return rt;
-}
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((rt) => rt.shutdown()));
-});
+/** Every runtime a test makes is shut down after it. */
+const runtime = runtimeFactory();
 
 function virtual() {
   const clock = new VirtualClock();
