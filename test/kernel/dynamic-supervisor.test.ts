@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   type AnyRef,
-  behaviour,
   type DynamicChildSpec,
   DynamicSupervisor,
   type DynamicSupervisorRef,
@@ -9,41 +8,13 @@ import {
   ErrorCodes,
   MaxChildrenError,
   MaxRestartsError,
-  type Metadata,
   NoChildError,
   Runtime,
-  reply,
   Supervisor,
   type SupervisorRef,
-  stop,
   VirtualClock,
 } from '../../src/kernel/index.js';
-
-interface WorkerArgs {
-  readonly id: string;
-  readonly log?: string[];
-  readonly hang?: boolean;
-  readonly onTerminate?: () => void;
-}
-
-/** Traps exits so that shutdowns run terminate; cast 'crash' throws, cast 'finish' stops normally. */
-const Worker = behaviour<WorkerArgs, WorkerArgs, 'ping', string, 'crash' | 'finish'>({
-  init(args, ctx) {
-    ctx.trapExit(true);
-    args.log?.push(`start:${args.id}`);
-    return args;
-  },
-  handleCall: (_msg, _from, s) => reply('pong', s),
-  handleCast(msg, s) {
-    if (msg === 'crash') throw new Error(`${s.id} crashed`);
-    return stop('normal', s);
-  },
-  terminate(_reason, s) {
-    s.log?.push(`stop:${s.id}`);
-    s.onTerminate?.();
-    if (s.hang === true) return new Promise<void>(() => {});
-  },
-});
+import { crash, nextEvent, Worker, type WorkerArgs } from './supervision-fixtures.js';
 
 function worker(
   id: string,
@@ -51,26 +22,11 @@ function worker(
   extra: Omit<DynamicChildSpec, 'start'> = {},
   args: Partial<WorkerArgs> = {},
 ): DynamicChildSpec {
-  return { id, start: { behaviour: Worker, args: { id, log, ...args } }, ...extra };
-}
-
-async function crash(rt: Runtime, ref: AnyRef): Promise<void> {
-  rt.cast(ref, 'crash');
-  await rt.awaitExit(ref);
+  return { id, start: { behaviour: Worker, args: { id, log, trap: true, ...args } }, ...extra };
 }
 
 async function refOf(rt: Runtime, sup: DynamicSupervisorRef, id: string): Promise<AnyRef | undefined> {
   return (await DynamicSupervisor.whichChildren(rt, sup)).find((c) => c.id === id)?.ref;
-}
-
-function nextEvent(rt: Runtime, event: readonly string[]): Promise<Metadata> {
-  const id = `wait-${event.join('.')}-${Math.random()}`;
-  return new Promise((resolve) => {
-    rt.telemetry.attach(id, event, (_e, _m, metadata) => {
-      rt.telemetry.detach(id);
-      resolve(metadata);
-    });
-  });
 }
 
 describe('DynamicSupervisor', () => {
@@ -294,7 +250,7 @@ describe('DynamicSupervisor', () => {
     const sup = await DynamicSupervisor.start(rt);
     const sub = await DynamicSupervisor.startChild(rt, sup, {
       ...Supervisor.supervisorChildSpec('sub', {
-        children: [Supervisor.childSpec('x', Worker, { id: 'x', log })],
+        children: [Supervisor.childSpec('x', Worker, { id: 'x', log, trap: true })],
       }),
     });
     expect(await DynamicSupervisor.countChildren(rt, sup)).toEqual({

@@ -14,44 +14,12 @@ import {
   Supervisor,
   type SupervisorRef,
   type SupervisorSpec,
-  stop,
   VirtualClock,
 } from '../../src/kernel/index.js';
+import { deferred } from './helpers.js';
+import { crash, nextEvent, Worker, type WorkerArgs } from './supervision-fixtures.js';
 
 // ---- test agents -------------------------------------------------------------------------------
-
-interface WorkerArgs {
-  readonly id: string;
-  readonly log?: string[];
-  /** Trap exits, so that a shutdown from the supervisor runs terminate. */
-  readonly trap?: boolean;
-  /** terminate never settles (only a brutal kill ends the agent). */
-  readonly hang?: boolean;
-  readonly onStart?: () => void;
-  readonly onTerminate?: () => void;
-  readonly failInit?: () => boolean;
-}
-
-/** cast 'crash' throws (abnormal exit); cast 'finish' stops with reason normal. */
-const Worker = behaviour<WorkerArgs, WorkerArgs, 'ping', string, 'crash' | 'finish'>({
-  init(args, ctx) {
-    if (args.failInit?.() === true) throw new Error(`init of ${args.id} failed`);
-    if (args.trap === true) ctx.trapExit(true);
-    args.log?.push(`start:${args.id}`);
-    args.onStart?.();
-    return args;
-  },
-  handleCall: (_msg, _from, s) => reply('pong', s),
-  handleCast(msg, s) {
-    if (msg === 'crash') throw new Error(`${s.id} crashed`);
-    return stop('normal', s);
-  },
-  terminate(_reason, s) {
-    s.log?.push(`stop:${s.id}`);
-    s.onTerminate?.();
-    if (s.hang === true) return new Promise<void>(() => {});
-  },
-});
 
 function worker(
   id: string,
@@ -72,36 +40,11 @@ async function childRef(rt: Runtime, sup: SupervisorRef, id: string): Promise<An
   return child.ref;
 }
 
-/** Crash a child and wait until it is gone; the supervisor sees its EXIT before any later call. */
-async function crash(rt: Runtime, ref: AnyRef): Promise<void> {
-  rt.cast(ref, 'crash');
-  await rt.awaitExit(ref);
-}
-
-/** Resolves with the metadata of the next emission of `event`. */
-function nextEvent(rt: Runtime, event: readonly string[]): Promise<Metadata> {
-  const id = `wait-${event.join('.')}-${Math.random()}`;
-  return new Promise((resolve) => {
-    rt.telemetry.attach(id, event, (_e, _m, metadata) => {
-      rt.telemetry.detach(id);
-      resolve(metadata);
-    });
-  });
-}
-
 /** Collects every emission of `event`. */
 function collect(rt: Runtime, event: readonly string[]): Metadata[] {
   const seen: Metadata[] = [];
   rt.telemetry.attach(`collect-${event.join('.')}`, event, (_e, _m, metadata) => seen.push(metadata));
   return seen;
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 const RESTART = ['mabeam', 'supervisor', 'restart'] as const;
