@@ -386,26 +386,24 @@ export class Runtime {
   cast<K>(dest: AgentRef<never, unknown, K, never>, msg: NoInfer<K>): boolean;
   cast(dest: UntypedDest, msg: unknown): boolean;
   cast(dest: Dest, msg: unknown): boolean {
-    const proc = this.#lookup(dest);
-    if (proc === undefined || proc.status >= Status.Exiting) return false;
-    if (this.#canRunNow(proc)) {
-      this.#runNow(proc, Kind.Cast, msg);
-      return true;
-    }
-    return proc.enqueue(Kind.Cast, msg);
+    return this.#deliver(dest, Kind.Cast, msg);
   }
 
   /** A plain message to handleInfo. Same delivery rules as `cast`. */
   send<I>(dest: AgentRef<never, unknown, never, I>, msg: NoInfer<I>): boolean;
   send(dest: UntypedDest, msg: unknown): boolean;
   send(dest: Dest, msg: unknown): boolean {
+    return this.#deliver(dest, Kind.Info, msg);
+  }
+
+  #deliver(dest: Dest, kind: Kind, msg: unknown): boolean {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status >= Status.Exiting) return false;
     if (this.#canRunNow(proc)) {
-      this.#runNow(proc, Kind.Info, msg);
+      this.#runNow(proc, kind, msg);
       return true;
     }
-    return proc.enqueue(Kind.Info, msg);
+    return proc.enqueue(kind, msg);
   }
 
   /**
