@@ -1,7 +1,8 @@
 /**
  * Call deadlines without a timer per call. Calls with the same timeout expire in the order they
  * were made, so each timeout value keeps a FIFO; one clock timer is armed for the earliest head.
- * A call that settles is not removed (O(1)); settled heads are dropped when met.
+ * A call that settles is not removed (O(1)); settled heads are dropped when met, and once no call
+ * is pending the timer is disarmed and the FIFOs dropped, so nothing keeps the process alive.
  */
 import type { Clock, TimerHandle } from './clock.js';
 import { TimeoutError } from './errors.js';
@@ -13,6 +14,9 @@ export class CallTimeouts {
   readonly #fifos = new Map<number, Queue<CallRecord>>();
   #timer: TimerHandle | null = null;
   #timerAt = Number.POSITIVE_INFINITY;
+  /** Calls added and not settled yet. */
+  #live = 0;
+  #expiring = false;
   readonly #fire = () => this.#expire();
 
   constructor(clock: Clock) {
@@ -32,11 +36,23 @@ export class CallTimeouts {
       while (fifo.length > 0 && (fifo.peek() as CallRecord).settled) fifo.shift();
     }
     fifo.push(rec);
+    rec.deadlines = this;
+    this.#live++;
     if (deadline < this.#timerAt) this.#arm(deadline);
+  }
+
+  /** A call added here settled (replied, failed or timed out). */
+  settled(): void {
+    this.#live--;
+    if (this.#live === 0 && !this.#expiring) this.clear();
   }
 
   /** Stop the timer and forget every deadline (runtime shutdown). */
   clear(): void {
+    for (const fifo of this.#fifos.values()) {
+      for (let rec = fifo.shift(); rec !== undefined; rec = fifo.shift()) rec.deadlines = null;
+    }
+    this.#live = 0;
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerAt = Number.POSITIVE_INFINITY;
@@ -50,6 +66,16 @@ export class CallTimeouts {
   }
 
   #expire(): void {
+    this.#expiring = true;
+    try {
+      this.#expireDue();
+    } finally {
+      this.#expiring = false;
+    }
+    if (this.#live === 0) this.clear();
+  }
+
+  #expireDue(): void {
     this.#timer = null;
     this.#timerAt = Number.POSITIVE_INFINITY;
     const now = this.#clock.now();

@@ -14,16 +14,29 @@ export interface Clock {
   clearTimeout(handle: TimerHandle): void;
 }
 
-/** Wall-clock time (performance.now) and Node's timers. */
+/** Node's timers take at most this many ms; longer delays fire after 1 ms with a warning. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface RealTimer extends TimerHandle {
+  timeout: NodeJS.Timeout | undefined;
+}
+
+/** Wall-clock time (performance.now) and Node's timers, chained for delays past Node's limit. */
 export class RealClock implements Clock {
   now(): number {
     return performance.now();
   }
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    return setTimeout(fn, ms) as unknown as TimerHandle;
+    const timer: RealTimer = { __timer: true, timeout: undefined };
+    const arm = (left: number) => {
+      timer.timeout =
+        left > MAX_TIMER_MS ? setTimeout(() => arm(left - MAX_TIMER_MS), MAX_TIMER_MS) : setTimeout(fn, left);
+    };
+    arm(Number.isNaN(ms) ? 0 : Math.max(0, ms));
+    return timer;
   }
   clearTimeout(handle: TimerHandle): void {
-    clearTimeout(handle as unknown as NodeJS.Timeout);
+    clearTimeout((handle as RealTimer).timeout);
   }
 }
 

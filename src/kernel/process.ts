@@ -15,8 +15,16 @@ import {
   NoReply,
   Stop,
 } from './behaviour.js';
+import type { CallTimeouts } from './call-timeouts.js';
 import type { AgentContext, Dest, UntypedDest } from './context.js';
-import { BadReturnError, CallSelfError, ExitError, NotImplementedError } from './errors.js';
+import {
+  BadReturnError,
+  CallSelfError,
+  ExitError,
+  InvalidArgumentError,
+  NoProcessError,
+  NotImplementedError,
+} from './errors.js';
 import { AgentRef, type AnyRef, type Pid } from './pid.js';
 import { Queue } from './queue.js';
 import type { Runtime, SpawnOptions, TimerRef } from './runtime.js';
@@ -57,9 +65,12 @@ export class CallRecord {
   outcome: unknown = undefined;
   failed = false;
   deadline = 0;
+  /** The deadline keeper holding this call, told when it settles. */
+  deadlines: CallTimeouts | null = null;
 
   constructor(
-    readonly msg: unknown,
+    /** The request; dropped once settled so a call kept for its deadline holds no payload. */
+    public msg: unknown,
     readonly target: Process,
     readonly timeoutMs: number,
   ) {}
@@ -69,6 +80,7 @@ export class CallRecord {
     this.settled = true;
     if (this.resolveFn !== null) this.resolveFn(value);
     else this.outcome = value;
+    this.release();
     return true;
   }
 
@@ -80,7 +92,18 @@ export class CallRecord {
       this.outcome = error;
       this.failed = true;
     }
+    this.release();
     return true;
+  }
+
+  release(): void {
+    this.msg = undefined;
+    this.resolveFn = null;
+    this.rejectFn = null;
+    if (this.deadlines !== null) {
+      this.deadlines.settled();
+      this.deadlines = null;
+    }
   }
 
   promise(): Promise<unknown> {
@@ -276,6 +299,7 @@ export class Process implements AgentContext {
    * messages (DOWN, EXIT, stop requests) are never refused by a bounded mailbox.
    */
   enqueue(kind: Kind, msg: unknown, system = false): boolean {
+    if (this.status === Status.Dead) return false;
     let box = this.mailbox;
     if (box === null) {
       box = new Queue<unknown>(8);
@@ -372,6 +396,11 @@ export class Process implements AgentContext {
         (value) => this.resume(kind, msg, value),
         (error) => this.resumeCrash(error),
       );
+      return;
+    }
+    if (this.status === Status.Dead) {
+      // Killed during the handler's synchronous part: a dead agent neither replies nor keeps state.
+      if (kind === Kind.Call) (msg as CallRecord).reject(new ExitError(this.toString(), this.exitReason));
       return;
     }
     this.apply(kind, msg, result);
@@ -578,7 +607,9 @@ export class Process implements AgentContext {
 
   reply<R>(from: From<R>, value: R): boolean {
     const rec = from as unknown as CallRecord;
-    if (!(rec instanceof CallRecord)) throw new TypeError('reply needs the `from` handed to handleCall');
+    if (!(rec instanceof CallRecord)) {
+      throw new InvalidArgumentError('reply target', 'must be the `from` handed to handleCall', from);
+    }
     rec.target.openCalls?.delete(rec);
     return rec.resolve(value);
   }
@@ -588,10 +619,14 @@ export class Process implements AgentContext {
   }
 
   link(other: AnyRef | Pid): void {
+    this.assertAlive('link');
     const target = this.runtime.resolve(other);
     if (target === this) return;
     if (target === undefined || !target.alive) {
-      // Linking to a dead agent delivers its exit at once (reason 'noproc'), as in OTP.
+      // As in OTP: a process that traps exits gets {EXIT, noproc}; otherwise link raises noproc
+      // (thrown from a callback, that crashes the agent and terminate runs).
+      if (!this.trapping)
+        throw new NoProcessError(other instanceof AgentRef ? other.toString() : pidString(other));
       this.runtime.exitSignal(this, other, 'noproc', true);
       return;
     }
@@ -609,6 +644,7 @@ export class Process implements AgentContext {
   }
 
   monitor(other: AnyRef | Pid): MonitorRef {
+    this.assertAlive('monitor');
     const id = this.runtime.nextMonitorId();
     const target = this.runtime.resolve(other);
     const ref: MonitorRef = { monitorId: id };
@@ -664,7 +700,17 @@ export class Process implements AgentContext {
   }
 
   sendAfter(msg: unknown, ms: number): TimerRef {
+    this.assertAlive('sendAfter');
     return this.runtime.sendAfter(this.ref, msg, ms);
+  }
+
+  /**
+   * Code of an agent that has exited can still run (the rest of an async handler whose agent was
+   * killed while it awaited); it must not leave links, monitors or timers behind a dead agent.
+   */
+  assertAlive(what: string): void {
+    if (this.status === Status.Dead)
+      throw new NoProcessError(this.toString(), `${what} from an agent that has exited`);
   }
 
   cancelTimer(timer: TimerRef): number | false {
@@ -684,4 +730,8 @@ function isExitFromParent(msg: unknown, parent: Process | null): boolean {
     (msg as ExitMessage).type === 'EXIT' &&
     parent.ref.equals((msg as ExitMessage).from)
   );
+}
+
+function pidString(pid: Pid): string {
+  return `<${pid.node}.${pid.thread}.${pid.id}>`;
 }

@@ -104,6 +104,8 @@ const OVERFLOW: Record<OverflowPolicy, Overflow> = {
   drop_newest: Overflow.DropNewest,
 };
 
+const resolvedPromise = Promise.resolve();
+
 const EV_SPAWN = ['mabeam', 'agent', 'spawn'] as const;
 const EV_EXIT = ['mabeam', 'agent', 'exit'] as const;
 const EV_CRASH = ['mabeam', 'agent', 'crash'] as const;
@@ -145,6 +147,12 @@ export class Runtime {
   #nextMonitor = 0;
   #stopped = false;
   #signals: PendingSignal[] | null = null;
+  #shutdown: Promise<void> | undefined;
+  /** An inline run happened in the current synchronous stretch (cleared by the next microtask). */
+  #syncRun = false;
+  readonly #endSyncRun = () => {
+    this.#syncRun = false;
+  };
 
   constructor(options: RuntimeOptions = {}) {
     checkRuntimeOptions(options);
@@ -235,6 +243,9 @@ export class Runtime {
     if (behaviour === null || typeof behaviour !== 'object' || typeof behaviour.init !== 'function') {
       throw new InvalidArgumentError('behaviour', 'must be an object with an init function', behaviour);
     }
+    if (parent !== null && parent.status === Status.Dead) {
+      throw new NoProcessError(parent.toString(), 'spawn from an agent that has exited');
+    }
     const id = this.#procs.nextId();
     const proc = new Process(this, id, behaviour);
     if (options !== undefined) this.#applyOptions(proc, parent, options);
@@ -258,61 +269,22 @@ export class Runtime {
   }
 
   #applyOptions(proc: Process, parent: Process | null, options: SpawnOptions): void {
-    if (options === null || typeof options !== 'object') {
-      throw new InvalidArgumentError('spawn options', 'must be an object', options);
-    }
-    for (const key of Object.keys(options)) {
-      if (!SPAWN_KEYS.has(key))
-        throw new InvalidArgumentError(`spawn option ${JSON.stringify(key)}`, 'unknown option');
-    }
+    checkSpawnOptions(options);
     const { name, link, priority, mailbox, trapExit } = options;
-    if (priority !== undefined) {
-      if (!Object.hasOwn(Priority, priority)) {
-        throw new InvalidArgumentError('spawn option "priority"', 'must be high, normal or low', priority);
-      }
-      proc.priority = Priority[priority];
-    }
+    if (priority !== undefined) proc.priority = Priority[priority];
     if (mailbox !== undefined) {
-      if (mailbox === null || typeof mailbox !== 'object') {
-        throw new InvalidArgumentError('spawn option "mailbox"', 'must be {capacity, overflow?}', mailbox);
-      }
-      if (!Number.isInteger(mailbox.capacity) || mailbox.capacity < 1) {
-        throw new InvalidArgumentError(
-          'spawn option "mailbox.capacity"',
-          'must be a positive integer',
-          mailbox.capacity,
-        );
-      }
-      const policy = mailbox.overflow ?? 'reject';
-      if (!Object.hasOwn(OVERFLOW, policy)) {
-        throw new InvalidArgumentError(
-          'spawn option "mailbox.overflow"',
-          'must be reject, drop_oldest or drop_newest',
-          mailbox.overflow,
-        );
-      }
       proc.capacity = mailbox.capacity;
-      proc.overflow = OVERFLOW[policy];
+      proc.overflow = OVERFLOW[mailbox.overflow ?? 'reject'];
     }
-    if (trapExit !== undefined) {
-      if (typeof trapExit !== 'boolean')
-        throw new InvalidArgumentError('spawn option "trapExit"', 'must be a boolean', trapExit);
-      proc.trapping = trapExit;
-    }
-    if (link !== undefined && typeof link !== 'boolean') {
-      throw new InvalidArgumentError('spawn option "link"', 'must be a boolean', link);
+    if (trapExit !== undefined) proc.trapping = trapExit;
+    if (link === true && parent === null) {
+      throw new InvalidArgumentError(
+        'spawn option "link"',
+        'needs a spawning agent (use ctx.spawn or ctx.spawnLink)',
+      );
     }
     if (name !== undefined) this.#register(name, proc);
-    if (link === true) {
-      if (parent === null) {
-        if (name !== undefined) this.#names.delete(name);
-        throw new InvalidArgumentError(
-          'spawn option "link"',
-          'needs a spawning agent (use ctx.spawn or ctx.spawnLink)',
-        );
-      }
-      parent.link(proc.ref);
-    }
+    if (link === true) (parent as Process).link(proc.ref);
   }
 
   #started(proc: Process, state: unknown): void {
@@ -399,11 +371,25 @@ export class Runtime {
   #deliver(dest: Dest, kind: Kind, msg: unknown): boolean {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status >= Status.Exiting) return false;
-    if (this.#canRunNow(proc)) {
+    if (this.#canRunNow(proc) && this.#inlineAllowed()) {
       this.#runNow(proc, kind, msg);
       return true;
     }
     return proc.enqueue(kind, msg);
+  }
+
+  /**
+   * Inline runs within one synchronous stretch of the caller's code are free: the caller holds
+   * the thread anyway, and queueing would only pile up a mailbox. Once a microtask boundary has
+   * passed (a chain of async handlers passing messages, say), they count toward the scheduler's
+   * turn like calls do, so such a chain still yields to the event loop.
+   */
+  #inlineAllowed(): boolean {
+    if (this.#syncRun) return true;
+    if (!this.scheduler.charge(1)) return false;
+    this.#syncRun = true;
+    resolvedPromise.then(this.#endSyncRun);
+    return true;
   }
 
   /**
@@ -434,6 +420,13 @@ export class Runtime {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status >= Status.Exiting) {
       return Promise.reject(new NoProcessError(destName(dest)));
+    }
+    // The stop request would queue behind the very handler waiting for it.
+    if (proc === this.current) return Promise.reject(new CallSelfError(proc.toString()));
+    if (!(timeoutMs > 0)) {
+      return Promise.reject(
+        new InvalidArgumentError('stop timeout', 'must be a positive number of ms', timeoutMs),
+      );
     }
     return new Promise((resolve, reject) => {
       let timer: ReturnType<Clock['setTimeout']> | null = null;
@@ -501,7 +494,12 @@ export class Runtime {
     const proc = this.#lookup(dest);
     if (proc === undefined || proc.status === Status.Dead) {
       const gone = dest instanceof AgentRef ? (localProcess(dest) as Process | undefined) : undefined;
-      hook(gone !== undefined && gone.runtime === this ? gone.exitReason : 'noproc');
+      try {
+        hook(gone !== undefined && gone.runtime === this ? gone.exitReason : 'noproc');
+      } catch (error) {
+        const tel = this.telemetry;
+        if (tel.enabled) tel.execute(EV_CRASH, {}, { pid: dest, error, callback: 'exit hook' });
+      }
       return () => {};
     }
     if (proc.exitHooks === null) proc.exitHooks = new Set();
@@ -574,10 +572,12 @@ export class Runtime {
       try {
         this.send(dest as UntypedDest, msg);
       } catch (error) {
-        // A full `reject` mailbox: a timer has no sender to tell, so the message is dropped.
-        if (!(error instanceof MailboxFullError)) throw error;
-        const target = this.#lookup(dest);
+        // A full `reject` mailbox, or a Via resolver that threw: a timer has no sender to tell,
+        // and throwing from a clock callback would take the process down, so the message is
+        // dropped, counted, and reported.
+        const target = error instanceof MailboxFullError ? this.#lookup(dest) : undefined;
         if (target !== undefined) target.dropped++;
+        else if (owner !== undefined) this.crashed(owner, error, 'sendAfter delivery');
       }
     }, ms);
     this.#timers.set(id, { handle, at: this.clock.now() + ms, owner });
@@ -606,6 +606,17 @@ export class Runtime {
   }
 
   // ---- introspection -------------------------------------------------------------------------
+
+  /**
+   * The agent whose callback (init, a handler's synchronous part, terminate) is running, or
+   * undefined outside any agent. Services that act on behalf of their caller without a mailbox
+   * (owned tables' access modes) use it to learn who the caller is. After an `await` inside an
+   * async handler the agent no longer runs on the stack, so there it is undefined (or another
+   * agent): such code must pass its context explicitly.
+   */
+  self(): AnyRef | undefined {
+    return this.current === null ? undefined : this.current.ref;
+  }
 
   /** Number of live agents. */
   get count(): number {
@@ -768,37 +779,56 @@ export class Runtime {
 
   /**
    * Stop every agent: each top-level agent (supervisors shut their own children down in order) is
-   * asked to stop with reason `shutdown`, newest first; those still alive after `timeoutMs` are
-   * killed, and so is anything left. Timers and call deadlines are cleared. Spawning afterwards is
-   * refused.
+   * asked to stop with reason `shutdown`, newest first, and awaited before the next one; whatever
+   * is still alive when `timeoutMs` (for the whole shutdown) runs out is killed. Timers and call
+   * deadlines are cleared. Spawning afterwards is refused; calling it again joins the first call.
    */
-  async shutdown(timeoutMs = 5000): Promise<void> {
+  shutdown(timeoutMs = 5000): Promise<void> {
+    if (!(timeoutMs >= 0)) {
+      return Promise.reject(
+        new InvalidArgumentError('shutdown timeout', 'must be a number of ms >= 0', timeoutMs),
+      );
+    }
+    // A second call joins the first rather than killing what the first is waiting for.
+    this.#shutdown ??= this.#shutdownAll(timeoutMs);
+    return this.#shutdown;
+  }
+
+  async #shutdownAll(timeoutMs: number): Promise<void> {
     this.#stopped = true;
-    const top = [...this.#procs.values()].filter((p) => p.parent === null).reverse();
-    const exits: Promise<unknown>[] = [];
-    for (const proc of top) {
-      if (proc.status >= Status.Exiting) continue;
-      if (proc.status === Status.Starting) {
-        proc.die('shutdown');
-      } else if (proc.status === Status.Idle && this.current === null) {
+    const deadline = this.clock.now() + timeoutMs;
+    // Top level: no parent, or a parent already gone. Newest first, one at a time, so a newer
+    // agent's terminate can still use the older ones; supervisors stop their own trees in order.
+    const top = [...this.#procs.values()].filter((p) => p.parent === null || p.parent.status === Status.Dead);
+    for (let i = top.length - 1; i >= 0; i--) {
+      const proc = top[i] as Process;
+      if (proc.status === Status.Dead) continue;
+      if (proc.status === Status.Starting) proc.die('shutdown');
+      else if (proc.status === Status.Idle && this.current === null) {
         // Idle and we are outside any agent: stopping it now is what its stop message would do.
         proc.terminate('shutdown');
-      } else {
+      } else if (proc.status < Status.Exiting) {
         proc.enqueue(Kind.Stop, { reason: 'shutdown', resolve: () => {} }, true);
       }
-      if (proc.status !== Status.Dead) exits.push(new Promise((resolve) => proc.addExitWaiter(resolve)));
-    }
-    if (exits.length > 0) {
-      let timer: ReturnType<Clock['setTimeout']> | null = null;
-      const deadline = new Promise<void>((resolve) => {
-        timer = this.clock.setTimeout(resolve, timeoutMs);
-      });
-      await Promise.race([Promise.all(exits), deadline]);
-      if (timer !== null) this.clock.clearTimeout(timer);
+      if ((proc.status as Status) === Status.Dead) continue;
+      const left = deadline - this.clock.now();
+      if (left <= 0) break;
+      await this.#exitWithin(proc, left);
     }
     for (const proc of [...this.#procs.values()].reverse()) proc.die('killed');
     for (const id of [...this.#timers.keys()]) this.cancelTimerById(id);
     this.#timeouts.clear();
+  }
+
+  /** Resolves when `proc` has exited or `ms` have passed on the runtime clock. */
+  #exitWithin(proc: Process, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimeout(resolve, ms);
+      proc.addExitWaiter(() => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 }
 
@@ -823,9 +853,61 @@ function infoOf(proc: Process, withState: boolean): AgentInfo {
   return info;
 }
 
+/**
+ * Check spawn options without spawning (supervisors check their children's up front). Throws
+ * InvalidArgumentError naming the option and the value.
+ */
+export function checkSpawnOptions(options: unknown): asserts options is SpawnOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError('spawn options', 'must be an object', options);
+  }
+  for (const key of Object.keys(options)) {
+    if (!SPAWN_KEYS.has(key))
+      throw new InvalidArgumentError(`spawn option ${JSON.stringify(key)}`, 'unknown option');
+  }
+  const { name, link, priority, mailbox, trapExit } = options as Record<string, unknown>;
+  if (priority !== undefined && !(typeof priority === 'string' && Object.hasOwn(Priority, priority))) {
+    throw new InvalidArgumentError('spawn option "priority"', 'must be high, normal or low', priority);
+  }
+  if (mailbox !== undefined) {
+    if (mailbox === null || typeof mailbox !== 'object') {
+      throw new InvalidArgumentError('spawn option "mailbox"', 'must be {capacity, overflow?}', mailbox);
+    }
+    const { capacity, overflow } = mailbox as Record<string, unknown>;
+    if (!Number.isInteger(capacity) || (capacity as number) < 1) {
+      throw new InvalidArgumentError(
+        'spawn option "mailbox.capacity"',
+        'must be a positive integer',
+        capacity,
+      );
+    }
+    if (overflow !== undefined && !(typeof overflow === 'string' && Object.hasOwn(OVERFLOW, overflow))) {
+      throw new InvalidArgumentError(
+        'spawn option "mailbox.overflow"',
+        'must be reject, drop_oldest or drop_newest',
+        overflow,
+      );
+    }
+  }
+  if (trapExit !== undefined && typeof trapExit !== 'boolean') {
+    throw new InvalidArgumentError('spawn option "trapExit"', 'must be a boolean', trapExit);
+  }
+  if (link !== undefined && typeof link !== 'boolean') {
+    throw new InvalidArgumentError('spawn option "link"', 'must be a boolean', link);
+  }
+  const t = typeof name;
+  if (name !== undefined && t !== 'string' && t !== 'number' && t !== 'symbol') {
+    throw new InvalidArgumentError('name', 'must be a string, number or symbol', name);
+  }
+}
+
 function destName(dest: unknown): string {
   if (dest instanceof AgentRef) return dest.toString();
   if (isPid(dest)) return `<${dest.node}.${dest.thread}.${dest.id}>`;
+  if (dest !== null && typeof dest === 'object' && VIA in dest) {
+    const resolver = (dest as Via)[VIA];
+    return `via ${resolver.name || 'resolver'} ${describe({ ...dest })}`;
+  }
   return `name ${describe(dest)}`;
 }
 

@@ -1,11 +1,14 @@
 /**
  * The run queue. Agents with pending messages wait here, in three priority classes. A drain runs
- * each agent for at most `reductions` messages before moving on (fairness between agents), and
- * checks the time every few messages: past `sliceMs` it yields to the event loop with
- * setImmediate, so I/O and timers never starve behind busy agents.
+ * each agent for at most `reductions` messages before moving on (fairness between agents).
  *
  * Drains start as microtasks (a resolved promise's then, which is much cheaper than
- * queueMicrotask in Node), so a message costs no event-loop turn.
+ * queueMicrotask in Node), so a message costs no event-loop turn. Microtasks never let the event
+ * loop turn, though, so the scheduler keeps its own notion of a turn: the first drain after the
+ * event loop moved opens a turn (and posts a setImmediate that closes it when the loop moves
+ * again); once the turn has lasted `sliceMs`, the next drain is deferred with setImmediate instead
+ * of a microtask. That holds whatever keeps the microtask chain going: busy agents, async
+ * handlers passing messages, or a caller awaiting call after call. I/O and timers get their turn.
  */
 import { type Process, Status } from './process.js';
 import { Queue } from './queue.js';
@@ -15,8 +18,8 @@ export type PriorityName = keyof typeof Priority;
 
 /** How many normal-priority turns run before one low-priority agent gets a turn. */
 const LOW_EVERY = 8;
-/** Messages between two looks at the clock. */
-const CHECK_EVERY = 128;
+/** Messages between two looks at the clock inside a drain (a look costs about one message). */
+const CHECK_EVERY = 16;
 
 const resolved = Promise.resolve();
 
@@ -26,17 +29,25 @@ export class Scheduler {
     new Queue(),
     new Queue(),
   ];
+  /** A drain is queued as a microtask or running. */
   #pending = false;
+  /** A drain is deferred to setImmediate because the turn's slice is used up. */
   #yielding = false;
-  #sliceStart = performance.now();
+  /** The event loop has not moved since the turn's first drain. */
+  #inTurn = false;
+  #sliceStart = 0;
   #ops = 0;
   #normalTurns = 0;
   readonly #reductions: number;
   readonly #sliceMs: number;
   readonly #drain = () => this.drain();
+  readonly #endTurn = () => {
+    this.#inTurn = false;
+  };
   readonly #resumeAfterYield = () => {
     this.#yielding = false;
-    this.#sliceStart = performance.now();
+    this.#openTurn();
+    this.#pending = true;
     this.drain();
   };
   /** Slices that ended by yielding to the event loop (for introspection and tests). */
@@ -59,27 +70,42 @@ export class Scheduler {
   schedule(proc: Process): void {
     proc.status = Status.Scheduled;
     this.#queues[proc.priority]!.push(proc);
-    if (!this.#pending && !this.#yielding) {
-      this.#pending = true;
-      resolved.then(this.#drain);
+    if (this.#pending || this.#yielding) return;
+    if (this.#turnUsedUp()) {
+      this.#yield();
+      return;
     }
+    this.#pending = true;
+    resolved.then(this.#drain);
   }
 
   /**
-   * Count `n` messages run outside a drain (a call answered inline) toward the time slice.
-   * Returns false when the slice is used up and the caller should go through the queue instead.
+   * Count `n` messages run outside a drain (answered inline) toward the turn. Returns false when
+   * the turn is used up: the scheduler then yields and the caller must queue the message instead.
    */
   charge(n: number): boolean {
     this.#ops += n;
-    if (this.#ops < CHECK_EVERY) return true;
+    if (this.#ops < CHECK_EVERY && this.#inTurn) return true;
     this.#ops = 0;
-    if (!this.#sliceExpired()) return true;
+    if (!this.#turnUsedUp()) return true;
     this.#yield();
     return false;
   }
 
-  #sliceExpired(): boolean {
+  /** Opens a turn if the event loop moved since the last one; true if the open turn is used up. */
+  #turnUsedUp(): boolean {
+    if (!this.#inTurn) {
+      this.#openTurn();
+      return false;
+    }
     return performance.now() - this.#sliceStart > this.#sliceMs;
+  }
+
+  #openTurn(): void {
+    this.#inTurn = true;
+    this.#sliceStart = performance.now();
+    this.#ops = 0;
+    setImmediate(this.#endTurn);
   }
 
   #yield(): void {
@@ -89,7 +115,15 @@ export class Scheduler {
   }
 
   drain(): void {
-    this.#pending = false;
+    try {
+      this.#drainQueues();
+    } finally {
+      // Whatever happens, a later schedule() must be able to start a drain again.
+      if (!this.#yielding) this.#pending = false;
+    }
+  }
+
+  #drainQueues(): void {
     const [high, normal, low] = this.#queues;
     const budget = this.#reductions;
     for (;;) {
@@ -99,7 +133,7 @@ export class Scheduler {
         this.#normalTurns = 0;
         proc = low.shift();
       } else proc = normal.shift();
-      if (proc === undefined) return;
+      if (proc === undefined) break;
       if (proc.status !== Status.Scheduled) continue; // exited while queued
       const n = proc.runSlice(budget);
       if ((proc.status as Status) === Status.Running) {
@@ -111,7 +145,8 @@ export class Scheduler {
       this.#ops += n;
       if (this.#ops >= CHECK_EVERY) {
         this.#ops = 0;
-        if (this.runnable > 0 && this.#sliceExpired()) {
+        if (this.runnable > 0 && this.#turnUsedUp()) {
+          this.#pending = false;
           this.#yield();
           return;
         }

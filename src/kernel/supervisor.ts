@@ -36,7 +36,7 @@ import {
   NoProcessError,
 } from './errors.js';
 import { AgentRef, type AnyRef, type Pid } from './pid.js';
-import { Runtime, type SpawnOptions } from './runtime.js';
+import { checkSpawnOptions, Runtime, type SpawnOptions } from './runtime.js';
 
 // ---- specs -------------------------------------------------------------------------------------
 
@@ -254,6 +254,12 @@ function checkStart(start: unknown, what: string): ChildStart {
         `${what} field "start.options.link"`,
         'is not allowed: a supervisor always links its children',
       );
+    }
+    try {
+      checkSpawnOptions(options);
+    } catch (error) {
+      if (!(error instanceof InvalidArgumentError)) throw error;
+      throw new InvalidArgumentError(`${what} field "start.options"`, error.message);
     }
   }
   const check = (b as { [CHECK_ARGS]?: (args: unknown) => void })[CHECK_ARGS];

@@ -4,6 +4,7 @@
  * handler that throws is detached and reported through `['telemetry', 'handler', 'failure']`.
  * Emitting an event nobody listens to costs one Map lookup; hot paths check `enabled` first.
  */
+import { AlreadyRegisteredError, InvalidArgumentError } from './errors.js';
 
 export type EventName = readonly string[];
 export type Measurements = Record<string, number>;
@@ -41,9 +42,15 @@ export class Telemetry {
     config?: unknown,
   ): void {
     if (typeof id !== 'string' || id === '')
-      throw new TypeError(`telemetry handler id must be a non-empty string`);
-    if (this.#byId.has(id)) throw new Error(`telemetry handler ${JSON.stringify(id)} is already attached`);
-    if (typeof handler !== 'function') throw new TypeError(`telemetry handler ${id} is not a function`);
+      throw new InvalidArgumentError('telemetry handler id', 'must be a non-empty string', id);
+    if (this.#byId.has(id)) throw new AlreadyRegisteredError(id, 'another telemetry handler');
+    if (typeof handler !== 'function') {
+      throw new InvalidArgumentError(
+        `telemetry handler ${JSON.stringify(id)}`,
+        'must be a function',
+        handler,
+      );
+    }
     const list: EventName[] = isEventList(events) ? [...events] : [events as EventName];
     const attached: Attached = { id, events: list.map(keyOf), handler, config };
     this.#byId.set(id, attached);

@@ -216,7 +216,7 @@ describe('links', () => {
     expect(await rt.call(a, 'ping')).toBe('pong');
   });
 
-  it('linking to a dead agent delivers an exit with reason noproc (EXIT when trapping)', async () => {
+  it('linking to a dead agent: EXIT noproc when trapping, else link throws E_NOPROC and the agent crashes', async () => {
     const rt = runtime();
     const report = probe(rt);
     const dead = await rt.spawn(Worker, undefined);
@@ -229,7 +229,8 @@ describe('links', () => {
     const plain = await rt.spawn(Worker, undefined);
     const plainExit = awaitExit(rt, plain);
     rt.cast(plain, { do: 'link', to: dead });
-    expect(await plainExit).toBe('noproc');
+    // As in OTP, where link/1 raises noproc: the handler throws, so the agent crashes with it.
+    expect(await plainExit).toMatchObject({ code: 'E_NOPROC' });
   });
 
   it('a long chain of links propagates without overflowing the stack', async () => {

@@ -195,6 +195,38 @@ describe('fairness', () => {
     expect(finished).toEqual({ immediate: true, timer: true });
     expect(rt.scheduler.yields).toBeGreaterThan(0);
   });
+
+  it('async handlers passing messages in a microtask chain still let timers run', async () => {
+    const rt = runtime();
+    const hops = 1_000_000;
+    const report = probe(rt);
+    let timerRanAt = -1;
+    let hop = 0;
+    type Msg = 'hop' | { peer: AnyRef };
+    // Each handler awaits, then casts to its peer from the continuation (outside any agent), so
+    // the chain never leaves the microtask queue unless the scheduler makes it.
+    const Bouncer = behaviour<AnyRef | undefined, { peer: AnyRef | undefined }, never, never, Msg>({
+      init: (peer) => ({ peer }),
+      async handleCast(msg, state, ctx) {
+        if (msg !== 'hop') return { peer: msg.peer };
+        await null;
+        if (++hop === hops || timerRanAt >= 0) ctx.send(report.ref, { done: hop });
+        else if (state.peer !== undefined) ctx.cast(state.peer, 'hop');
+        return state;
+      },
+    });
+    const a = rt.spawnSync(Bouncer, undefined);
+    const b = rt.spawnSync(Bouncer, a);
+    rt.cast(a, { peer: b });
+    setTimeout(() => {
+      timerRanAt = hop;
+    }, 0);
+    rt.cast(a, 'hop');
+    const { done } = await report.expectMessage({ done: () => true }, { timeout: 15_000 });
+    // The timer ran while the chain was still going, long before a million hops.
+    expect(timerRanAt).toBeGreaterThan(0);
+    expect(done).toBeLessThan(hops);
+  });
 });
 
 describe('FIFO', () => {

@@ -677,6 +677,18 @@ describe('spec validation', () => {
     await rt.shutdown();
   });
 
+  it('checks every child spawn option before starting any child', async () => {
+    const rt = new Runtime();
+    const log: string[] = [];
+    const bad = worker('b', log, {}, { options: { priority: 'urgent' as never } });
+    await expect(Supervisor.start(rt, { children: [worker('a', log), bad] })).rejects.toMatchObject({
+      code: ErrorCodes.INVALID_ARGUMENT,
+      message: expect.stringMatching(/child spec "b".*priority.*"urgent"/),
+    });
+    expect(log).toEqual([]);
+    await rt.shutdown();
+  });
+
   it('fills defaults from one place', () => {
     expect(Supervisor.defaults).toEqual({
       strategy: 'one_for_one',

@@ -87,9 +87,16 @@ describe('Telemetry', () => {
   it('refuses duplicate ids, empty ids and non-function handlers', () => {
     const t = new Telemetry();
     t.attach('h', ['a'], () => {});
-    expect(() => t.attach('h', ['b'], () => {})).toThrow(/"h"/);
-    expect(() => t.attach('', ['b'], () => {})).toThrow(TypeError);
-    expect(() => t.attach('x', ['b'], 5 as never)).toThrow(/x/);
+    expect(() => t.attach('h', ['b'], () => {})).toThrow(
+      expect.objectContaining({ code: 'E_ALREADY_REGISTERED', message: expect.stringMatching(/"h"/) }),
+    );
+    expect(() => t.attach('', ['b'], () => {})).toThrow(
+      expect.objectContaining({ code: 'E_INVALID_ARGUMENT' }),
+    );
+    expect(() => t.attach(42 as never, ['b'], () => {})).toThrow(/got 42/);
+    expect(() => t.attach('x', ['b'], 5 as never)).toThrow(
+      expect.objectContaining({ code: 'E_INVALID_ARGUMENT', message: expect.stringMatching(/"x".*got 5/) }),
+    );
   });
 
   it('a failing handler is detached and reported; the others still run', () => {
