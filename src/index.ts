@@ -1,2 +1,3 @@
-/** mabeam: an OTP-grade agent runtime for TypeScript. */
+/** mabeam: an OTP-grade agent runtime for TypeScript, and the services built on it. */
+export * from './foundation/index.js';
 export * from './kernel/index.js';

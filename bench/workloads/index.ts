@@ -1,17 +1,25 @@
-/** Every workload of the suite, in BENCH_SPEC.md's order. */
+/** Every workload of the suite, in BENCH_SPEC.md's order (the main table, then the later ones). */
 import type { Workload } from '../harness.js';
 import { callRoundtrip } from './call-roundtrip.js';
 import { castThroughput } from './cast-throughput.js';
+import { eventAppend } from './event-append.js';
+import { eventSubscribeLag } from './event-subscribe-lag.js';
 import { idleAgents1m } from './idle-agents-1m.js';
 import { pingpongAllCores } from './pingpong-all-cores.js';
 import { registryLookup } from './registry-lookup.js';
+import { registryRegister } from './registry-register.js';
 import { spawn } from './spawn.js';
+import { tableLookup } from './table-lookup.js';
 
 export const workloads: readonly Workload[] = [
   callRoundtrip,
   castThroughput,
   spawn,
   registryLookup,
+  tableLookup,
   pingpongAllCores,
   idleAgents1m,
+  registryRegister,
+  eventAppend,
+  eventSubscribeLag,
 ];
