@@ -10,6 +10,12 @@
  * environment variables `PREFIX_A__B=...` (one `__` per level). The merged result must pass the
  * schema, or `start` rejects naming the path, the reason and where the value came from.
  *
+ * Reads hand out the snapshot's own values, whose arrays and plain objects are frozen. Maps, Sets
+ * and Dates cannot be frozen (`set`, `add` and `setTime` ignore Object.freeze), so the snapshot
+ * keeps private copies of them and every read (`get`, `snapshot`, a change's `old` and `new`)
+ * hands out fresh copies: changing one changes nothing. Values of other classes (say a URL made by
+ * a transform) are kept as they are, neither frozen nor copied; changes compare them by identity.
+ *
  * The owner may crash or be killed without loss: the snapshot, version and subscriptions live in
  * the server object and the owner is a stateless serializer of writes. A write that was running
  * when it died was either applied completely or not at all (a write is applied synchronously in
@@ -259,10 +265,18 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/** Set an own property, also one named `__proto__` (an assignment would change the prototype). */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  } else obj[key] = value;
+}
+
+/** The value at a path; only own properties count (`limits.toString` is not a config value). */
 function valueAt(root: unknown, segments: readonly (string | number | symbol)[]): unknown {
   let v = root;
   for (const seg of segments) {
-    if (v === null || typeof v !== 'object') return undefined;
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, seg)) return undefined;
     v = (v as Record<string | number | symbol, unknown>)[seg];
   }
   return v;
@@ -274,14 +288,14 @@ function setAt(root: unknown, segments: readonly string[], value: unknown): Reco
   let node = top;
   for (let i = 0; i < segments.length - 1; i++) {
     const seg = segments[i] as string;
-    const next = node[seg];
+    const next = Object.hasOwn(node, seg) ? node[seg] : undefined;
     const copy: Record<string, unknown> = isPlainObject(next) ? { ...next } : {};
-    node[seg] = copy;
+    setOwn(node, seg, copy);
     node = copy;
   }
   const last = segments[segments.length - 1] as string;
   if (value === undefined) delete node[last];
-  else node[last] = value;
+  else setOwn(node, last, value);
   return top;
 }
 
@@ -289,17 +303,123 @@ function setAt(root: unknown, segments: readonly string[], value: unknown): Reco
 function deepMerge(base: unknown, over: unknown): unknown {
   if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = deepMerge(base[k], v);
+  for (const [k, v] of Object.entries(over))
+    setOwn(out, k, deepMerge(Object.hasOwn(base, k) ? base[k] : undefined, v));
   return out;
 }
 
+// Snapshot copies: arrays and plain objects are frozen and shared; Maps, Sets and Dates, which
+// cannot be frozen, are private and copied on every read (see the module comment).
+
+type Unfreezable = Map<unknown, unknown> | Set<unknown> | Date;
+
+/** A Map, Set or Date (exactly those classes; subclasses count as other class instances). */
+function isUnfreezable(v: object): v is Unfreezable {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Map.prototype || proto === Set.prototype || proto === Date.prototype;
+}
+
+/** Frozen snapshot containers (arrays, plain objects) with a Map, Set or Date somewhere below. */
+const HOLDS_UNFREEZABLE = new WeakSet<object>();
+
+/** True if a read of `v` (a snapshot value) must hand out a copy. */
+function needsCopy(v: unknown): boolean {
+  return v !== null && typeof v === 'object' && (isUnfreezable(v) || HOLDS_UNFREEZABLE.has(v));
+}
+
+function emptyLike(v: object): Record<string, unknown> {
+  return Array.isArray(v)
+    ? ([] as unknown as Record<string, unknown>)
+    : Object.getPrototypeOf(v) === null
+      ? Object.create(null)
+      : {};
+}
+
+/**
+ * A private copy of caller data: plain objects, arrays, Maps, Sets and Dates are copied (cycles
+ * included); functions and other class instances are kept as they are, never frozen.
+ */
+function ownCopy(v: unknown, seen = new Map<object, unknown>()): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  const done = seen.get(v);
+  if (done !== undefined) return done;
+  if (!isUnfreezable(v) && !Array.isArray(v) && !isPlainObject(v)) return v;
+  return copyWith(v, seen, ownCopy, false);
+}
+
+/**
+ * A copy of a Map, Set, Date, array or plain object whose members are `each(member)`; arrays and
+ * plain objects frozen if `freeze`.
+ */
+function copyWith(
+  v: object,
+  seen: Map<object, unknown>,
+  each: (member: unknown, seen: Map<object, unknown>) => unknown,
+  freeze: boolean,
+): unknown {
+  if (v instanceof Date) return new Date(v.getTime());
+  if (v instanceof Map) {
+    const out = new Map<unknown, unknown>();
+    seen.set(v, out);
+    for (const [k, x] of v) out.set(each(k, seen), each(x, seen));
+    return out;
+  }
+  if (v instanceof Set) {
+    const out = new Set<unknown>();
+    seen.set(v, out);
+    for (const x of v) out.add(each(x, seen));
+    return out;
+  }
+  const out = emptyLike(v);
+  seen.set(v, out);
+  let holds = false;
+  for (const k of Object.keys(v)) {
+    const child = each((v as Record<string, unknown>)[k], seen);
+    if (freeze && needsCopy(child)) holds = true;
+    setOwn(out, k, child);
+  }
+  if (!freeze) return out;
+  if (holds) HOLDS_UNFREEZABLE.add(out);
+  return Object.freeze(out);
+}
+
+/**
+ * `v` as a snapshot holds it: a private deep copy whose arrays and plain objects are frozen (so
+ * nothing outside, not even a schema's shared `.default()` object, is frozen or shared), and whose
+ * containers holding a Map, Set or Date are marked for `readCopy`.
+ */
+function freezeCopy(v: unknown, seen = new Map<object, unknown>()): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  const done = seen.get(v);
+  if (done !== undefined) return done;
+  if (!isUnfreezable(v) && !Array.isArray(v) && !isPlainObject(v)) return v;
+  return copyWith(v, seen, freezeCopy, true);
+}
+
+/**
+ * What a read hands out for the snapshot value `v`: `v` itself, or (if it is or holds a Map, Set
+ * or Date) a copy with fresh Maps, Sets and Dates, its arrays and plain objects frozen again.
+ */
+function readCopy<T>(v: T, seen = new Map<object, unknown>()): T {
+  if (!needsCopy(v)) return v;
+  const done = seen.get(v as object);
+  if (done !== undefined) return done as T;
+  return copyWith(v as object, seen, readCopy, true) as T;
+}
+
+/** Structural equality: plain objects and arrays by own keys, Maps and Sets by entries, Dates by time, anything else by identity. */
 function deepEqual(a: unknown, b: unknown): boolean {
   if (Object.is(a, b)) return true;
   if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
-  if (a instanceof Date || b instanceof Date) {
-    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  const plainA = isPlainObject(a);
+  if (plainA !== isPlainObject(b)) return false;
+  if (!plainA) {
+    if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+    if (a instanceof Date) return Object.is(a.getTime(), (b as Date).getTime());
+    if (a instanceof Map) return sameMap(a, b as Map<unknown, unknown>);
+    if (a instanceof Set) return sameSet(a, b as Set<unknown>);
+    if (!Array.isArray(a)) return false; // another class instance: only itself is equal to it
   }
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
   const ka = Object.keys(a);
   const kb = Object.keys(b);
   if (ka.length !== kb.length) return false;
@@ -310,7 +430,53 @@ function deepEqual(a: unknown, b: unknown): boolean {
   return true;
 }
 
-/** Snapshots are frozen, so `get` can hand out its objects without copying them. */
+function isObject(v: unknown): v is object {
+  return v !== null && typeof v === 'object';
+}
+
+/**
+ * Same size and entries. Keys are found by identity; object keys not found so (every snapshot
+ * holds its own copies) are paired with deeply equal keys of `b` whose values are deeply equal.
+ */
+function sameMap(a: Map<unknown, unknown>, b: Map<unknown, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  const unmatched: unknown[] = [];
+  for (const [k, v] of a) {
+    if (b.has(k)) {
+      if (!deepEqual(v, b.get(k))) return false;
+    } else if (isObject(k)) unmatched.push(k);
+    else return false;
+  }
+  if (unmatched.length === 0) return true;
+  const rest = [...b].filter(([k]) => !a.has(k));
+  for (const k of unmatched) {
+    const i = rest.findIndex(([bk, bv]) => deepEqual(k, bk) && deepEqual(a.get(k), bv));
+    if (i < 0) return false;
+    rest.splice(i, 1);
+  }
+  return true;
+}
+
+/** Same size and members: by identity, or (object members) paired with a deeply equal member. */
+function sameSet(a: Set<unknown>, b: Set<unknown>): boolean {
+  if (a.size !== b.size) return false;
+  const unmatched: unknown[] = [];
+  for (const m of a) {
+    if (b.has(m)) continue;
+    if (!isObject(m)) return false;
+    unmatched.push(m);
+  }
+  if (unmatched.length === 0) return true;
+  const rest = [...b].filter((m) => !a.has(m));
+  for (const m of unmatched) {
+    const i = rest.findIndex((o) => deepEqual(m, o));
+    if (i < 0) return false;
+    rest.splice(i, 1);
+  }
+  return true;
+}
+
+/** Freeze the arrays and plain objects of a value the server owns (its raw input). */
 function deepFreeze<T>(v: T): T {
   if (Array.isArray(v) || isPlainObject(v)) {
     if (Object.isFrozen(v)) return v;
@@ -411,26 +577,25 @@ export class ConfigServer<T, U extends string = never, I = T> {
       updatable,
       options.name,
       deepFreeze(loaded.input),
-      deepFreeze(parsed.data),
+      freezeCopy(parsed.data) as z.output<S>,
     );
   }
 
   // ---- reads: synchronous, from the snapshot ----
 
-  /** The value at a dotted path of the current snapshot (frozen; do not expect to change it). */
+  /**
+   * The value at a dotted path of the current snapshot. Arrays and plain objects are frozen and
+   * shared by every read; Maps, Sets and Dates, which cannot be frozen, are handed out as fresh
+   * copies (so are the frozen objects and arrays above them), so changing them changes nothing.
+   * Only own properties count: `get('limits.toString')` of a record is undefined.
+   */
   get<P extends ConfigPath<T>>(path: P): ConfigValue<T, P> {
-    const segments = this.#resolve(path);
-    let v: unknown = this.#snapshot;
-    for (const seg of segments) {
-      if (v === null || typeof v !== 'object') return undefined as ConfigValue<T, P>;
-      v = (v as Record<string, unknown>)[seg];
-    }
-    return v as ConfigValue<T, P>;
+    return readCopy(valueAt(this.#snapshot, this.#resolve(path))) as ConfigValue<T, P>;
   }
 
-  /** The whole current configuration (frozen). */
+  /** The whole current configuration (frozen; with Maps, Sets and Dates copied as `get` does). */
   get snapshot(): T {
-    return this.#snapshot;
+    return readCopy(this.#snapshot);
   }
 
   /** 0 at start, plus one per accepted change. */
@@ -512,12 +677,12 @@ export class ConfigServer<T, U extends string = never, I = T> {
           write.value,
         );
       }
-      next = parsed.data;
+      next = freezeCopy(parsed.data) as T;
     }
     if (deepEqual(next, this.#snapshot)) return this.#version;
     const old = this.#snapshot;
     this.#input = deepFreeze(input);
-    this.#snapshot = deepFreeze(next);
+    this.#snapshot = next;
     const version = ++this.#version;
     this.#notify(old, next, version, ctx);
     const tel = this.runtime.telemetry;
@@ -533,8 +698,11 @@ export class ConfigServer<T, U extends string = never, I = T> {
       const before = valueAt(old, segments);
       const after = valueAt(next, segments);
       if (deepEqual(before, after)) continue;
-      const change: ConfigChange = { type: 'config_changed', path, old: before, new: after, version };
+      // Maps, Sets and Dates in a change are copies, one per subscriber, like those `get` gives.
+      const copies = needsCopy(before) || needsCopy(after);
+      const shared: ConfigChange = { type: 'config_changed', path, old: before, new: after, version };
       for (const s of subscribers) {
+        const change = copies ? { ...shared, old: readCopy(before), new: readCopy(after) } : shared;
         if (s instanceof AgentRef) {
           try {
             ctx.send(s, change);
@@ -680,16 +848,6 @@ function findSub(set: Set<ConfigSubscriber>, s: ConfigSubscriber): ConfigSubscri
   return undefined;
 }
 
-/** A private copy of a written value, so freezing the snapshot never freezes the caller's object. */
-function ownCopy(value: unknown): unknown {
-  if (value === null || typeof value !== 'object') return value;
-  try {
-    return structuredClone(value);
-  } catch {
-    return value; // not cloneable (holds functions): the schema decides whether it is acceptable
-  }
-}
-
 function splitPath(path: string): string[] {
   if (typeof path !== 'string' || path === '') {
     throw new InvalidArgumentError('config path', 'must be a non-empty dotted string', path);
@@ -757,7 +915,7 @@ async function load(schema: z.ZodType, o: ConfigOptions<z.ZodType, string>): Pro
   let input: unknown = {};
   if (o.defaults !== undefined) {
     checkKnownKeys(schema, o.defaults, [], 'defaults');
-    input = deepMerge(input, structuredClone(o.defaults));
+    input = deepMerge(input, ownCopy(o.defaults));
   }
   if (o.file !== undefined) {
     const fromFile = await readConfigFile(o.file);

@@ -11,12 +11,14 @@
  *   HDR record); prom-client objects are views that read the store only when scraped, so the hot
  *   path never pays for prom-client's label hashing.
  * - Histograms are HDR histograms (hdr-histogram-js) of integer ticks of `resolution` units, with
- *   exact count, sum, min and max kept beside them. They are exported to Prometheus as summaries
- *   whose quantiles (0.5, 0.9, 0.99, 0.999) come from the HDR data, so the exposition agrees with
- *   `snapshot()` and needs no bucket tuning. The price: summaries cannot be aggregated across
- *   instances in PromQL; export one instance per scrape target. hdr-histogram-js's JS recording
- *   costs roughly 100-300 ns a value (its index math uses Math.pow); its WASM build is faster but
- *   needs manual `destroy()` of every histogram, which a metrics store cannot promise.
+ *   exact count, sum, min and max kept beside them. Bucket counts are 64-bit (exact up to 2^53
+ *   values a bucket; 32-bit counts would wrap after 2^32 and corrupt every quantile). They are
+ *   exported to Prometheus as summaries whose quantiles (0.5, 0.9, 0.99, 0.999) come from the HDR
+ *   data, so the exposition agrees with `snapshot()` and needs no bucket tuning. The price:
+ *   summaries cannot be aggregated across instances in PromQL; export one instance per scrape
+ *   target. hdr-histogram-js's JS recording costs roughly 100-300 ns a value (its index math uses
+ *   Math.pow); its WASM build is faster but needs manual `destroy()` of every histogram, which a
+ *   metrics store cannot promise.
  * - One telemetry handler per definition: a definition whose user function throws is detached and
  *   reported by the kernel, and every other definition keeps counting.
  * - Bad data in an event (a missing or non-finite measurement, a negative value for a counter or
@@ -42,7 +44,9 @@ import {
 export const MetricsErrorCodes = {
   /**
    * A metric name is already in use with another type, other label names or other histogram
-   * options; two names map to the same Prometheus name; or a definition name is bound twice.
+   * options; two metrics would write a sample of the same Prometheus name (`a.b` and `a_b`, or a
+   * histogram `x`, which writes `x_sum` and `x_count`, and a counter `x.count`); or a definition
+   * name is bound twice.
    */
   CONFLICT: 'E_METRIC_CONFLICT',
   /** A metric reached its limit of label sets (`maxSeries`). */
@@ -129,8 +133,11 @@ export interface Gauge {
 /** A histogram of non-negative values (latencies, sizes). */
 export interface Histogram {
   readonly labels: LabelSet;
-  /** Record one value. Throws E_INVALID_ARGUMENT unless it is a finite number >= 0. */
-  record(value: number): void;
+  /**
+   * Record `value`, `count` times (default once: `count` is for figures aggregated elsewhere).
+   * Throws E_INVALID_ARGUMENT unless `value` is a finite number >= 0 and `count` an integer >= 1.
+   */
+  record(value: number, count?: number): void;
   /** The figures so far. */
   stats(): HistogramStats;
 }
@@ -425,8 +432,13 @@ const QUANTILES = [
   [0.999, 99.9],
 ] as const;
 
-/** Joins label values into a series key. A NUL inside a label value could merge two series; none do. */
-const KEY_SEP = '\u0000';
+/**
+ * The key of a series in its family: the one label value as it is, or the JSON text of the values
+ * (collision-free whatever the values hold; a family's keys all have the same number of values).
+ */
+function seriesKey(values: readonly string[]): string {
+  return values.length === 1 ? (values[0] as string) : JSON.stringify(values);
+}
 
 class CounterSeries implements Counter {
   value = 0;
@@ -435,7 +447,7 @@ class CounterSeries implements Counter {
     readonly promLabels: LabelSet,
   ) {}
   inc(amount = 1): void {
-    if (!(amount >= 0) || amount === Number.POSITIVE_INFINITY) {
+    if (typeof amount !== 'number' || !(amount >= 0) || amount === Number.POSITIVE_INFINITY) {
       throw new InvalidArgumentError('counter increment', 'must be a finite number >= 0', amount);
     }
     this.value += amount;
@@ -474,9 +486,12 @@ class HistogramSeries implements Histogram {
     options: Readonly<Required<HistogramOptions>>,
   ) {
     // autoResize: the counts array covers only the range seen so far, so a histogram of
-    // sub-millisecond values stays a few KB even with an unbounded max.
+    // sub-millisecond values stays a few KB even with an unbounded max. 64-bit buckets (a
+    // Float64Array, exact to 2^53): 32-bit ones wrap after 2^32 values in one bucket, which a
+    // long-lived latency histogram reaches (50k calls a second do it in a day) and which then
+    // silently corrupts every quantile.
     this.#hdr = hdr.build({
-      bitBucketSize: 32,
+      bitBucketSize: 64,
       autoResize: true,
       numberOfSignificantValueDigits: options.significantDigits as 1 | 2 | 3 | 4 | 5,
     });
@@ -484,11 +499,22 @@ class HistogramSeries implements Histogram {
     this.#maxTicks = Math.min(Math.round(options.max * this.#ticksPerUnit), Number.MAX_SAFE_INTEGER);
   }
 
-  record(value: number): void {
-    if (!(value >= 0) || value === Number.POSITIVE_INFINITY) {
+  record(value: number, count = 1): void {
+    if (typeof value !== 'number' || !(value >= 0) || value === Number.POSITIVE_INFINITY) {
       throw new InvalidArgumentError('histogram value', 'must be a finite number >= 0', value);
     }
-    this.observe(value);
+    if (count === 1) {
+      this.observe(value);
+      return;
+    }
+    if (!Number.isSafeInteger(count) || count < 1) {
+      throw new InvalidArgumentError('histogram count', 'must be an integer >= 1', count);
+    }
+    this.count += count;
+    this.sum += value * count;
+    if (value < this.min) this.min = value;
+    if (value > this.max) this.max = value;
+    this.#hdr.recordValueWithCount(this.#ticks(value), count);
   }
 
   /** @internal record a value already known to be finite and >= 0 */
@@ -497,8 +523,11 @@ class HistogramSeries implements Histogram {
     this.sum += value;
     if (value < this.min) this.min = value;
     if (value > this.max) this.max = value;
-    const ticks = Math.round(value * this.#ticksPerUnit);
-    this.#hdr.recordValue(Math.min(ticks, this.#maxTicks));
+    this.#hdr.recordValue(this.#ticks(value));
+  }
+
+  #ticks(value: number): number {
+    return Math.min(Math.round(value * this.#ticksPerUnit), this.#maxTicks);
   }
 
   /** The value at `percentile` (0..100), clamped into [min, max]. */
@@ -532,11 +561,25 @@ interface PromValue {
   metricName?: string;
 }
 
+/**
+ * The names of the samples a metric writes in the exposition: its Prometheus name, and for a
+ * histogram (a summary there) also `_sum` and `_count`. No two metrics may share one.
+ */
+function sampleNames(promName: string, kind: Kind): string[] {
+  return kind === 'histogram' ? [promName, `${promName}_sum`, `${promName}_count`] : [promName];
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
+
 class Family {
   readonly series = new Map<string, Series>();
   dropped = 0;
   readonly promName: string;
   readonly promLabelNames: readonly string[];
+  /** See sampleNames. */
+  readonly samples: readonly string[];
 
   constructor(
     readonly name: string,
@@ -550,6 +593,7 @@ class Family {
   ) {
     this.promName = promMetricName(name);
     this.promLabelNames = labelNames.map(promLabelName);
+    this.samples = sampleNames(this.promName, kind);
   }
 
   get help(): string {
@@ -559,7 +603,7 @@ class Family {
 
   /** The series for these label values (in labelNames order), created if new; undefined at the limit. */
   seriesFor(values: readonly string[]): Series | undefined {
-    const key = values.length === 1 ? (values[0] as string) : values.join(KEY_SEP);
+    const key = seriesKey(values);
     const found = this.series.get(key);
     if (found !== undefined) return found;
     if (this.series.size >= this.maxSeries) return undefined;
@@ -719,7 +763,8 @@ export class Metrics {
   readonly #id = globalThis.crypto.randomUUID().slice(0, 8);
   readonly #maxSeries: number;
   readonly #families = new Map<string, Family>();
-  readonly #byPromName = new Map<string, Family>();
+  /** Every sample name (see sampleNames) -> the metric that writes it. */
+  readonly #bySample = new Map<string, Family>();
   #bindings: Binding[] = [];
 
   /**
@@ -754,18 +799,22 @@ export class Metrics {
   /**
    * Attach one telemetry handler per definition; each records its event into the metric of the
    * same name, one series per combination of tag values. All or nothing: on any error nothing is
-   * attached.
+   * attached. A definition whose handler is no longer attached (it threw, or was detached by its
+   * id) may be attached again; its metric carries on.
    *
    * @throws InvalidArgumentError if an element is not a MetricDefinition; MetricConflictError if a
-   * name is bound already (here or in this call) or clashes with an existing metric.
+   * name is bound already (here or in this call) or clashes with an existing metric (another type
+   * or label names, or a Prometheus sample name in common).
    */
   attach(definitions: readonly MetricDefinition[]): void {
     if (!Array.isArray(definitions)) {
       throw new InvalidArgumentError('metric definitions', 'must be an array', definitions);
     }
-    const bound = new Set(this.#bindings.map((b) => b.definition.name));
+    const live = new Set(this.telemetry.handlers().map((h) => h.id));
+    const bound = new Set(this.#bindings.filter((b) => live.has(b.handlerId)).map((b) => b.definition.name));
     const requests: FamilyRequest[] = [];
-    const promNames = new Map<string, string>();
+    /** Sample name -> the definition of this call that writes it. */
+    const samples = new Map<string, MetricDefinition>();
     for (const def of definitions) {
       if (!(def instanceof MetricDefinition)) {
         throw new InvalidArgumentError(
@@ -787,16 +836,18 @@ export class Metrics {
       };
       this.#check(request);
       const promName = promMetricName(def.name);
-      const other = promNames.get(promName);
-      if (other !== undefined) {
-        throw new MetricConflictError(
-          def.name,
-          `has the same Prometheus name ${promName} as ${JSON.stringify(other)}`,
-        );
+      for (const sample of sampleNames(promName, request.kind)) {
+        const other = samples.get(sample);
+        if (other !== undefined) {
+          throw sampleConflict(def.name, promName, sample, other.name, promMetricName(other.name));
+        }
       }
-      promNames.set(promName, def.name);
+      for (const sample of sampleNames(promName, request.kind)) samples.set(sample, def);
       requests.push(request);
     }
+    // The bindings of names bound again here are dead (else `bound` refused them): replace them.
+    const again = new Set(definitions.map((d) => d.name));
+    this.#bindings = this.#bindings.filter((b) => !again.has(b.definition.name));
     definitions.forEach((def, i) => {
       const family = this.#family(requests[i] as FamilyRequest);
       const binding: Binding = {
@@ -866,9 +917,32 @@ export class Metrics {
     const family = this.#families.get(name);
     if (family === undefined) return undefined;
     const values = family.valuesOf(labels);
-    const series = family.series.get(values.length === 1 ? (values[0] as string) : values.join(KEY_SEP));
+    const series = family.series.get(seriesKey(values));
     if (series === undefined) return undefined;
     return series instanceof HistogramSeries ? series.stats() : series.value;
+  }
+
+  /**
+   * Forget one label set of a metric (say that of an agent that has exited): it leaves `value`,
+   * `snapshot` and the exposition and no longer counts toward `maxSeries`. Recording it again
+   * starts it from zero; a handle to the removed series records into nothing, so fetch a new one.
+   * False if the metric or the label set does not exist.
+   *
+   * @throws MetricConflictError if the labels' names are not the metric's; InvalidArgumentError for
+   * a metric without labels (its one series always exists).
+   */
+  remove(name: string, labels: Labels): boolean {
+    const family = this.#families.get(name);
+    if (family === undefined) return false;
+    const values = family.valuesOf(labels);
+    if (values.length === 0) {
+      throw new InvalidArgumentError(
+        `labels of metric ${JSON.stringify(name)}`,
+        'must name a label set: the metric has no labels, and its one series cannot be removed',
+        labels,
+      );
+    }
+    return family.series.delete(seriesKey(values));
   }
 
   /** Every metric, by name. */
@@ -957,7 +1031,7 @@ export class Metrics {
     const existing = this.#families.get(name);
     if (existing !== undefined) {
       if (existing.kind !== kind) throw new MetricConflictError(name, `is a ${existing.kind}, not a ${kind}`);
-      if (existing.labelNames.join(KEY_SEP) !== labelNames.join(KEY_SEP)) {
+      if (!sameNames(existing.labelNames, labelNames)) {
         throw new MetricConflictError(
           name,
           `has the label names [${existing.labelNames.join(', ')}], not [${labelNames.join(', ')}]`,
@@ -972,12 +1046,9 @@ export class Metrics {
       return;
     }
     const promName = promMetricName(name);
-    const clash = this.#byPromName.get(promName);
-    if (clash !== undefined) {
-      throw new MetricConflictError(
-        name,
-        `has the same Prometheus name ${promName} as ${JSON.stringify(clash.name)}`,
-      );
+    for (const sample of sampleNames(promName, kind)) {
+      const clash = this.#bySample.get(sample);
+      if (clash !== undefined) throw sampleConflict(name, promName, sample, clash.name, clash.promName);
     }
     const promLabels = labelNames.map(promLabelName);
     if (new Set(promLabels).size !== promLabels.length) {
@@ -1020,11 +1091,26 @@ export class Metrics {
     else if (family.kind === 'gauge') new GaugeView(family, this.registry);
     else new SummaryView(family, this.registry);
     this.#families.set(family.name, family);
-    this.#byPromName.set(family.promName, family);
+    for (const sample of family.samples) this.#bySample.set(sample, family);
     // A metric without labels exists from the start: Prometheus then sees 0, not an absent series.
     if (family.labelNames.length === 0) family.seriesFor([]);
     return family;
   }
+}
+
+function sampleConflict(
+  name: string,
+  promName: string,
+  sample: string,
+  other: string,
+  otherPromName: string,
+): MetricConflictError {
+  return new MetricConflictError(
+    name,
+    promName === otherPromName
+      ? `has the same Prometheus name ${promName} as ${JSON.stringify(other)}`
+      : `would write the Prometheus sample ${sample}, which ${JSON.stringify(other)} (${otherPromName}) writes too`,
+  );
 }
 
 // ---- handlers ----------------------------------------------------------------------------------

@@ -142,9 +142,11 @@ function checkKey(k: unknown, what = 'table key'): void {
 
 /**
  * A stored tuple key is a frozen deep copy: the caller may reuse or change its array afterwards
- * without moving the entry to the wrong place in the tree or hash.
+ * without moving the entry to the wrong place in the tree or hash. -0 is stored as 0 (as a Map
+ * does), so both kinds hand back the same key.
  */
 function ownKey<K extends TableKey>(k: K): K {
+  if (typeof k === 'number') return (k === 0 ? 0 : k) as K;
   if (typeof k !== 'object') return k;
   const copy = (k as readonly TableKey[]).map(ownKey);
   return Object.freeze(copy) as unknown as K;
@@ -250,6 +252,9 @@ class HashStore<K extends TableKey, V> implements Store<K, V> {
 
   clear(): void {
     this.prims.clear();
+    // In place, not just dropped: an iteration that is under way must see the entries go, as it
+    // does for `prims` (a Map iterator over a cleared Map ends).
+    this.#tuples?.clear();
     this.#tuples = null;
   }
 
@@ -746,6 +751,15 @@ function checkLimit(limit: number | undefined): number {
   return limit;
 }
 
+/**
+ * True if `ctx` is the context `runtime` gave a live agent: the kernel's context of an agent is
+ * its process, which is what the runtime resolves the agent's ref to (an object that merely names
+ * the agent resolves to something else, a dead agent's ref to nothing).
+ */
+function isLiveContext(runtime: Runtime, ctx: AgentContext): boolean {
+  return runtime.resolve(ctx.self) === ctx;
+}
+
 function refOf(who: AnyRef | AgentContext, what: string): AnyRef {
   if (who instanceof AgentRef) return who;
   if (who !== null && typeof who === 'object' && (who as AgentContext).self instanceof AgentRef) {
@@ -816,7 +830,10 @@ export class Table<K extends TableKey = TableKey, V = unknown> {
 
   /**
    * A handle on the same table that acts as the agent of `ctx`, for an owner's code that runs
-   * after an `await` in a handler (where `runtime.self()` no longer names it).
+   * after an `await` in a handler (where `runtime.self()` no longer names it). `ctx` must be the
+   * context the runtime gave that agent (an object that merely names an agent is refused), and the
+   * agent must be alive whenever the handle is used: once it has exited, the handle's checked
+   * operations throw TableAccessError.
    */
   as(ctx: AgentContext): Table<K, V> {
     if (ctx === null || typeof ctx !== 'object' || !(ctx.self instanceof AgentRef)) {
@@ -825,17 +842,35 @@ export class Table<K extends TableKey = TableKey, V = unknown> {
     if (ctx.runtime !== this.#c.runtime) {
       throw new InvalidArgumentError('table caller', `must be an agent of the table's runtime`, ctx.self);
     }
+    if (!isLiveContext(this.#c.runtime, ctx)) {
+      throw new InvalidArgumentError(
+        'table caller',
+        `must be the context of a live agent (the one its runtime gave it), not an object naming ${ctx.self}`,
+        ctx.self,
+      );
+    }
     return newTable(this.#c, ctx);
   }
 
   // ---- access checks ----
 
-  #caller(): AnyRef | undefined {
-    return this.#as === null ? this.#c.runtime.self() : this.#as.self;
+  /** The caller; throws TableAccessError (for `op`) if the bound context is no longer its agent's. */
+  #caller(op: string): AnyRef | undefined {
+    const as = this.#as;
+    if (as === null) return this.#c.runtime.self();
+    if (!isLiveContext(this.#c.runtime, as)) {
+      throw new TableAccessError(
+        this.toString(),
+        op,
+        as.self,
+        'the context bound with as() is not a live agent context (its agent has exited)',
+      );
+    }
+    return as.self;
   }
 
-  #isOwner(): boolean {
-    const caller = this.#caller();
+  #isOwner(op: string): boolean {
+    const caller = this.#caller(op);
     return caller?.equals(this.#c.owner) === true;
   }
 
@@ -843,11 +878,11 @@ export class Table<K extends TableKey = TableKey, V = unknown> {
   #checkRead(op: string): void {
     const c = this.#c;
     if (c.dropped !== null) throw new NoTableError(this.toString(), c.dropped);
-    if (!this.#isOwner()) {
+    if (!this.#isOwner(op)) {
       throw new TableAccessError(
         this.toString(),
         op,
-        this.#caller(),
+        this.#caller(op),
         `private, only its owner ${c.owner} may read it`,
       );
     }
@@ -857,11 +892,11 @@ export class Table<K extends TableKey = TableKey, V = unknown> {
   #checkWrite(op: string): void {
     const c = this.#c;
     if (c.dropped !== null) throw new NoTableError(this.toString(), c.dropped);
-    if (!this.#isOwner()) {
+    if (!this.#isOwner(op)) {
       throw new TableAccessError(
         this.toString(),
         op,
-        this.#caller(),
+        this.#caller(op),
         `${c.access}, only its owner ${c.owner} may write it`,
       );
     }
@@ -871,11 +906,11 @@ export class Table<K extends TableKey = TableKey, V = unknown> {
   #checkOwner(op: string): void {
     const c = this.#c;
     if (c.dropped !== null) throw new NoTableError(this.toString(), c.dropped);
-    if (!this.#isOwner()) {
+    if (!this.#isOwner(op)) {
       throw new TableAccessError(
         this.toString(),
         op,
-        this.#caller(),
+        this.#caller(op),
         `only its owner ${c.owner} may do this`,
       );
     }
@@ -936,9 +971,13 @@ export class Table<K extends TableKey = TableKey, V = unknown> {
   }
 
   /**
-   * Every entry: insertion order for a set, key order for an ordered_set. Lazy and live: writes
-   * during the iteration are seen as a Map iterator sees them (ordered_set: keys after the
-   * current one appear, none is repeated). Throws NoTableError if the table is dropped meanwhile.
+   * Every entry. An ordered_set: in key order. A set: first the number and string keys, in
+   * insertion order, then the tuple keys, in insertion order (the two are kept apart, so a set's
+   * order is not its overall insertion order; sort, or use an ordered_set, where order matters).
+   * Lazy and live: writes during the iteration are seen as a Map iterator sees them: an entry
+   * deleted or cleared before it is reached is not yielded, a new one may be (ordered_set: keys
+   * after the current one appear, none is repeated). Throws NoTableError if the table is dropped
+   * meanwhile.
    */
   entries(): IterableIterator<Entry<K, V>> {
     const c = this.#c;
@@ -1084,7 +1123,8 @@ export class Table<K extends TableKey = TableKey, V = unknown> {
   drop(): void {
     const c = this.#c;
     if (!c.writeOpen) this.#checkWrite('drop');
-    dropTable(c, `dropped by ${this.#caller() ?? 'code outside any agent'}`);
+    const by = this.#as === null ? c.runtime.self() : this.#as.self;
+    dropTable(c, `dropped by ${by ?? 'code outside any agent'}`);
   }
 }
 

@@ -432,6 +432,103 @@ describe('the owner', () => {
   });
 });
 
+describe('Maps, Sets, Dates, class instances and records', () => {
+  class Endpoint {
+    constructor(readonly url: string) {}
+  }
+  const Kinds = z.object({
+    hosts: z.set(z.string()).default(new Set(['a'])),
+    weights: z.map(z.string(), z.number()).default(new Map([['x', 1]])),
+    cutoff: z.date().default(new Date(0)),
+    endpoint: z.instanceof(Endpoint).default(new Endpoint('http://a')),
+    nested: z.object({ list: z.array(z.number()), since: z.date().optional() }).default({ list: [1] }),
+    limits: z.record(z.string(), z.number()).default({}),
+  });
+  const startKinds = () =>
+    ConfigServer.start(runtime(), {
+      schema: Kinds,
+      updatable: ['hosts', 'weights', 'cutoff', 'endpoint', 'nested', 'limits'],
+    });
+
+  it('compare Maps and Sets by entries and other objects by identity: updates to them are applied', async () => {
+    const config = await startKinds();
+    const seen: ConfigChange[] = [];
+    config.subscribe('hosts', (c) => seen.push(c));
+    expect(await config.update('hosts', new Set(['a', 'b']))).toBe(1);
+    expect(await config.update('weights', new Map([['x', 2]]))).toBe(2);
+    expect(await config.update('weights', new Map([['y', 2]]))).toBe(3);
+    expect(await config.update('endpoint', new Endpoint('http://b'))).toBe(4);
+    expect(await config.update('cutoff', new Date(5))).toBe(5);
+    expect([...config.get('hosts')]).toEqual(['a', 'b']);
+    expect([...config.get('weights')]).toEqual([['y', 2]]);
+    expect(config.get('endpoint').url).toBe('http://b');
+    expect(config.get('cutoff').getTime()).toBe(5);
+    // Equal contents are no change: no version step, no notification.
+    expect(await config.update('hosts', new Set(['b', 'a']))).toBe(5);
+    expect(await config.update('weights', new Map([['y', 2]]))).toBe(5);
+    expect(await config.update('cutoff', new Date(5))).toBe(5);
+    await Promise.resolve();
+    expect(seen).toHaveLength(1);
+    const change = seen[0] as ConfigChange<Set<string>>;
+    expect([...change.old]).toEqual(['a']);
+    expect([...change.new]).toEqual(['a', 'b']);
+  });
+
+  it('hand out copies of Maps, Sets and Dates: a reader cannot change the configuration', async () => {
+    const config = await startKinds();
+    config.get('hosts').add('evil');
+    config.get('weights').set('evil', 9);
+    config.get('cutoff').setTime(123);
+    config.snapshot.hosts.add('evil');
+    config.snapshot.cutoff.setTime(456);
+    expect([...config.get('hosts')]).toEqual(['a']);
+    expect([...config.get('weights')]).toEqual([['x', 1]]);
+    expect(config.get('cutoff').getTime()).toBe(0);
+    expect(config.version).toBe(0);
+    // Objects and arrays around them are still frozen; a Date below a plain object is copied too.
+    expect(Object.isFrozen(config.snapshot)).toBe(true);
+    await config.update('nested', { list: [2], since: new Date(7) });
+    (config.get('nested').since as Date).setTime(8);
+    (config.snapshot.nested.since as Date).setTime(9);
+    expect(config.get('nested.since')?.getTime()).toBe(7);
+    expect(Object.isFrozen(config.get('nested'))).toBe(true);
+    // The schema's own default objects are neither frozen nor handed out.
+    const again = Kinds.parse({});
+    expect(again.cutoff.getTime()).toBe(0);
+    expect(() => again.nested.list.push(2)).not.toThrow();
+  });
+
+  it('get reads own properties only, never inherited members of a record', async () => {
+    const config = await startKinds();
+    expect(config.get('limits.toString' as never)).toBeUndefined();
+    expect(config.get('limits.__proto__' as never)).toBeUndefined();
+    expect(config.get('limits.constructor' as never)).toBeUndefined();
+    const seen: ConfigChange[] = [];
+    config.subscribe('limits.toString' as never, (c: ConfigChange) => seen.push(c));
+    await config.update('limits.toString' as never, 5 as never);
+    expect(config.get('limits.toString' as never)).toBe(5);
+    expect(config.get('limits')).toEqual({ toString: 5 });
+    await Promise.resolve();
+    expect(seen).toEqual([expect.objectContaining({ old: undefined, new: 5, version: 1 })]);
+  });
+
+  it('never freeze the caller’s objects, also ones structuredClone cannot copy', async () => {
+    const Hooks = z.object({
+      hook: z
+        .object({ fn: z.custom<() => void>((f) => typeof f === 'function'), tags: z.array(z.string()) })
+        .optional(),
+    });
+    const config = await ConfigServer.start(runtime(), { schema: Hooks, updatable: ['hook'] });
+    const value = { fn: () => {}, tags: ['a'] };
+    await config.update('hook', value);
+    expect(Object.isFrozen(value)).toBe(false);
+    expect(Object.isFrozen(value.tags)).toBe(false);
+    value.tags.push('b');
+    expect(config.get('hook')?.tags).toEqual(['a']);
+    expect(config.get('hook')?.fn).toBe(value.fn);
+  });
+});
+
 describe('errors', () => {
   it('have unique E_ codes on MabeamError subclasses', () => {
     const codes = Object.values(ConfigErrorCodes);

@@ -226,6 +226,89 @@ describe('direct recording', () => {
     expectCode(() => m.counter('req_count'), MetricsErrorCodes.CONFLICT, 'req_count');
   });
 
+  it('two metrics that would write one Prometheus sample are E_METRIC_CONFLICT, either way round', async () => {
+    const m = new Metrics(new Telemetry());
+    m.histogram('lat').record(5); // writes lat, lat_sum and lat_count
+    expectCode(() => m.counter('lat_count'), MetricsErrorCodes.CONFLICT, 'lat_count');
+    expectCode(() => m.gauge('lat.sum'), MetricsErrorCodes.CONFLICT, 'lat_sum');
+    m.counter('size.count').inc(7);
+    expectCode(() => m.histogram('size'), MetricsErrorCodes.CONFLICT, 'size_count');
+    m.gauge('lat.max').set(1); // not a sample of `lat`: fine
+    // Every sample of the exposition appears once.
+    const samples = (await m.prometheus()).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    const keys = samples.map((l) => l.slice(0, l.lastIndexOf(' ')));
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(Object.keys(m.snapshot()).sort()).toEqual(['lat', 'lat.max', 'size.count']);
+    // Through definitions: against existing metrics, and within one attach call in either order.
+    const t = new Telemetry();
+    const d = Metrics.attach(t, [summary('db.query.duration')]);
+    expectCode(
+      () => d.attach([counter('db.query.duration.count', { event: ['db', 'query'] })]),
+      MetricsErrorCodes.CONFLICT,
+      'db_query_duration_count',
+    );
+    for (const defs of [
+      [summary('a.b.time'), counter('a.b.time.sum', { event: ['a', 'b'] })],
+      [counter('a.b.time.sum', { event: ['a', 'b'] }), summary('a.b.time')],
+    ]) {
+      expectCode(() => d.attach(defs), MetricsErrorCodes.CONFLICT, 'a_b_time_sum');
+    }
+    expect(t.handlers()).toHaveLength(1);
+    expect(Object.keys(d.snapshot())).toEqual(['db.query.duration']);
+  });
+
+  it('counters and histograms refuse strings, booleans and null, naming the value', () => {
+    const m = new Metrics(new Telemetry());
+    const c = m.counter('c');
+    const h = m.histogram('h');
+    c.inc(1);
+    h.record(2);
+    expectCode(() => c.inc('5' as never), ErrorCodes.INVALID_ARGUMENT, '"5"');
+    expectCode(() => c.inc(true as never), ErrorCodes.INVALID_ARGUMENT, 'true');
+    expectCode(() => c.inc(null as never), ErrorCodes.INVALID_ARGUMENT, 'null');
+    expectCode(() => h.record('5' as never), ErrorCodes.INVALID_ARGUMENT, '"5"');
+    expectCode(() => h.record(true as never), ErrorCodes.INVALID_ARGUMENT, 'true');
+    expectCode(() => h.record(null as never), ErrorCodes.INVALID_ARGUMENT, 'null');
+    expectCode(() => h.record(1, 0), ErrorCodes.INVALID_ARGUMENT, 'count');
+    expectCode(() => h.record(1, 1.5), ErrorCodes.INVALID_ARGUMENT, '1.5');
+    expectCode(() => h.record(1, '2' as never), ErrorCodes.INVALID_ARGUMENT, '"2"');
+    expect(c.value).toBe(1);
+    expect(h.stats()).toMatchObject({ count: 1, sum: 2, min: 2, max: 2 });
+  });
+
+  it('label values holding any character never merge two label sets', () => {
+    const m = new Metrics(new Telemetry());
+    m.counter('x', { a: 'p\u0000q', b: 'r' }).inc();
+    m.counter('x', { a: 'p', b: 'q\u0000r' }).inc(2);
+    m.counter('x', { a: 'p","q', b: 'r' }).inc(3);
+    m.counter('x', { a: 'p', b: 'q","r' }).inc(4);
+    expect(m.value('x', { a: 'p\u0000q', b: 'r' })).toBe(1);
+    expect(m.value('x', { a: 'p', b: 'q\u0000r' })).toBe(2);
+    expect(m.value('x', { a: 'p","q', b: 'r' })).toBe(3);
+    expect(m.value('x', { a: 'p', b: 'q","r' })).toBe(4);
+    const t = new Telemetry();
+    const d = Metrics.attach(t, [counter('x.y.count', { tags: ['a', 'b'] })]);
+    t.execute(['x', 'y'], {}, { a: 'p\u0000q', b: 'r' });
+    t.execute(['x', 'y'], {}, { a: 'p', b: 'q\u0000r' });
+    expect(d.snapshot()['x.y.count']?.series).toHaveLength(2);
+  });
+
+  it('remove forgets one label set, which then starts again from zero', async () => {
+    const m = new Metrics(new Telemetry(), { maxSeries: 2 });
+    m.counter('by.agent', { agent: 'a' }).inc(3);
+    m.counter('by.agent', { agent: 'b' }).inc(4);
+    expect(m.remove('by.agent', { agent: 'a' })).toBe(true);
+    expect(m.remove('by.agent', { agent: 'a' })).toBe(false);
+    expect(m.remove('nope', { agent: 'a' })).toBe(false);
+    expect(m.value('by.agent', { agent: 'a' })).toBeUndefined();
+    expect(await m.prometheus()).not.toContain('agent="a"');
+    m.counter('by.agent', { agent: 'c' }).inc(); // the freed slot counts for maxSeries
+    expect(m.value('by.agent', { agent: 'c' })).toBe(1);
+    expectCode(() => m.remove('by.agent', { who: 'b' }), MetricsErrorCodes.CONFLICT, '[agent]');
+    m.counter('plain').inc();
+    expectCode(() => m.remove('plain', {}), ErrorCodes.INVALID_ARGUMENT, 'no labels');
+  });
+
   it('a label set beyond maxSeries is E_METRIC_CARDINALITY', () => {
     const m = new Metrics(new Telemetry(), { maxSeries: 2 });
     m.counter('by.user', { user: 'a' });
@@ -291,6 +374,21 @@ describe('HDR histograms', () => {
     expect(s).toMatchObject({ count: 100, max: 9000, sum: 98 * 10 + 14_000 });
     expect(s.p50).toBe(10);
     expect(s.p999).toBeLessThanOrEqual(100);
+  });
+});
+
+describe('HDR histogram counts', () => {
+  it('do not wrap after 2^32 values in one bucket (64-bit buckets)', () => {
+    const m = new Metrics(new Telemetry());
+    const h = m.histogram('h', undefined, { resolution: 1 });
+    h.record(1);
+    h.record(2000);
+    h.record(5, 2 ** 32 - 1);
+    h.record(5); // the 2^32nd value in one bucket: a 32-bit count would wrap to 0 here
+    const s = h.stats();
+    expect(s.count).toBe(2 ** 32 + 2);
+    expect(s.sum).toBe(2001 + 5 * 2 ** 32);
+    expect(s).toMatchObject({ min: 1, max: 2000, p50: 5, p90: 5, p99: 5, p999: 5 });
   });
 });
 
@@ -446,6 +544,34 @@ describe('definitions bound to telemetry', () => {
     expectCode(() => m.attach([counter('m.n'), counter('k.l')]), MetricsErrorCodes.CONFLICT, 'gauge');
     expect(t.handlers().map((h) => h.id)).toHaveLength(1);
     expect(Object.keys(m.snapshot()).sort()).toEqual(['a.b.count', 'k.l']);
+  });
+
+  it('a definition whose handler failed or was detached may be attached again', () => {
+    const t = new Telemetry();
+    let fail = true;
+    const def = counter('a.b.count', {
+      keep: () => {
+        if (fail) throw new Error('broken keep');
+        return true;
+      },
+    });
+    const m = Metrics.attach(t, [def, counter('c.d.count')]);
+    t.execute(['a', 'b'], {});
+    expect(m.bindings().find((b) => b.name === 'a.b.count')?.attached).toBe(false);
+    expectCode(() => m.attach([counter('c.d.count')]), MetricsErrorCodes.CONFLICT, 'already bound');
+    fail = false;
+    m.attach([def]);
+    t.execute(['a', 'b'], {});
+    expect(m.value('a.b.count')).toBe(1);
+    expect(m.bindings().map((b) => [b.name, b.attached])).toEqual([
+      ['c.d.count', true],
+      ['a.b.count', true],
+    ]);
+    const id = m.bindings()[0]?.handlerId as string;
+    t.detach(id);
+    m.attach([counter('c.d.count')]);
+    t.execute(['c', 'd'], {});
+    expect(m.value('c.d.count')).toBe(1);
   });
 
   it('detach stops recording and keeps the figures', () => {

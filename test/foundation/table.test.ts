@@ -133,6 +133,11 @@ describe('table operations (set)', () => {
       t.put([0], 'tuple zero');
       expect(t.get([-0])).toBe('tuple zero');
       expect(t.size).toBe(2);
+      // Both kinds hand back 0, never -0, also inside a tuple.
+      t.put([-0, 1], 'tuple');
+      const keys = [...t.keys()];
+      expect(Object.is(keys[0], 0)).toBe(true);
+      expect(Object.is((keys[2] as number[])[0], 0)).toBe(true);
     }
   });
 
@@ -224,6 +229,39 @@ describe('table operations (set)', () => {
     );
     expect(() => t.range('a', 'b')).toThrow(NotOrderedError);
     expect(() => t.range('a', 'b')).toThrow(expect.objectContaining({ code: 'E_TABLE_NOT_ORDERED' }));
+  });
+});
+
+describe('iteration of a set', () => {
+  it('yields the numbers and strings first, then the tuples, each in insertion order', () => {
+    const t = publicTable<TableKey, number>('set');
+    t.put(['t'], 1);
+    t.put('s', 2);
+    t.put(3, 3);
+    t.put(['u'], 4);
+    t.put('r', 5);
+    expect([...t.keys()]).toEqual(['s', 3, 'r', ['t'], ['u']]);
+  });
+
+  it('ends when the table is cleared meanwhile, tuple keys included', () => {
+    for (const kind of ['set', 'ordered_set'] as const) {
+      for (const at of [1, 2, 3]) {
+        const t = publicTable<TableKey, number>(kind);
+        t.put('s', 0);
+        t.put(['a', 1], 1);
+        t.put(['a', 2], 2);
+        t.put(['a', 3], 3);
+        const seen: TableKey[] = [];
+        for (const [k] of t) {
+          seen.push(k);
+          if (seen.length === at) t.clear();
+        }
+        expect(seen).toHaveLength(at);
+        expect(t.size).toBe(0);
+        t.put(['b'], 1); // usable afterwards
+        expect([...t]).toEqual([[['b'], 1]]);
+      }
+    }
   });
 });
 
@@ -415,6 +453,71 @@ describe('ordered_set against a sorted-array model (property)', () => {
   });
 });
 
+describe('ordered_set B+ tree against a Map (property)', () => {
+  it('agrees after runs of inserts and deletes that build three-level trees and empty them', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 6000 }), fc.integer({ min: 1, max: 200 })),
+          { minLength: 1, maxLength: 60 },
+        ),
+        fc.integer({ min: 0, max: 6000 }),
+        fc.integer({ min: 0, max: 6000 }),
+        fc.boolean(),
+        fc.boolean(),
+        (batches, a, b, reverse, inclusive) => {
+          const t = publicTable<number, number>('ordered_set');
+          const m = new Map<number, number>();
+          let v = 0;
+          for (const [insert, start, len] of batches) {
+            for (let k = start; k < start + len; k++) {
+              if (insert) {
+                t.put(k, ++v);
+                m.set(k, v);
+              } else expect(t.delete(k)).toBe(m.delete(k));
+            }
+          }
+          const sorted = [...m.entries()].sort((x, y) => x[0] - y[0]);
+          expect([...t]).toEqual(sorted);
+          expect(t.size).toBe(m.size);
+          const [lo, hi] = a <= b ? [a, b] : [b, a];
+          const expected = sorted.filter(([k]) => k >= lo && (inclusive ? k <= hi : k < hi));
+          expect(t.range(lo, hi, { reverse, inclusive })).toEqual(reverse ? expected.reverse() : expected);
+          for (const k of [lo, hi, lo + 1]) expect(t.get(k)).toBe(m.get(k));
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('agrees after long random interleavings of puts and deletes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3000 })), {
+          minLength: 2000,
+          maxLength: 8000,
+        }),
+        (ops) => {
+          const t = publicTable<number, number>('ordered_set');
+          const m = new Map<number, number>();
+          for (const [insert, k] of ops) {
+            if (insert) {
+              t.put(k, k);
+              m.set(k, k);
+            } else expect(t.delete(k)).toBe(m.delete(k));
+          }
+          const sorted = [...m.keys()].sort((x, y) => x - y);
+          expect([...t.keys()]).toEqual(sorted);
+          expect(t.range(undefined, undefined, { reverse: true }).map((e) => e[0])).toEqual(
+            [...sorted].reverse(),
+          );
+        },
+      ),
+      { numRuns: 10 },
+    );
+  });
+});
+
 describe('compareKeys (property)', () => {
   it('is a total order: antisymmetric, transitive, and zero only for equal keys', () => {
     fc.assert(
@@ -495,6 +598,32 @@ describe('access modes', () => {
     expect(() => t.as({} as AgentContext)).toThrow(/must be an agent context/);
     const otherRt = runtime();
     expect(() => t.as(probe(otherRt).ctx)).toThrow(/runtime/);
+  });
+});
+
+describe('as(ctx)', () => {
+  it('refuses a forged context, and at use the context of an agent that has exited', async () => {
+    const { rt, tables, owner } = setup();
+    const heir = rt.spawnSync(Worker, undefined);
+    const t = tables.create<string, number>(owner, { access: 'private', heir });
+    const ownerCtx = await inside(rt, owner, (ctx) => ctx);
+    // Objects that merely name the owner do not pass for it.
+    for (const forged of [{ self: owner, runtime: rt }, Object.create(ownerCtx)]) {
+      expect(() => t.as(forged as AgentContext)).toThrow(/must be the context of a live agent/);
+    }
+    expect(() => t.get('a')).toThrow(TableAccessError);
+    // The real context passes.
+    const view = t.as(ownerCtx);
+    view.put('a', 1);
+    expect(view.get('a')).toBe(1);
+    // The owner exits (the heir inherits): the view bound to its context is refused from then on.
+    rt.cast(owner, 'crash');
+    await awaitExit(rt, owner);
+    expect(t.owner.equals(heir)).toBe(true);
+    expect(() => view.get('a')).toThrow(/not a live agent context/);
+    expect(() => view.put('b', 2)).toThrow(TableAccessError);
+    expect(() => t.as(ownerCtx)).toThrow(/must be the context of a live agent/);
+    await expect(inside(rt, heir, () => t.get('a'))).resolves.toBe(1);
   });
 });
 
