@@ -59,6 +59,13 @@ export interface CircuitBreakerOptions {
   resetTimeoutMs?: number;
   /** Trial calls let through when half-open; all must succeed to close. Default 1. */
   halfOpenCalls?: number;
+  /**
+   * How long (ms, runtime clock) the trial calls of a half-open period may take, counted from the
+   * first one admitted. If they have not all settled by then the circuit opens again (as if a
+   * trial had failed) and their late outcomes are ignored, so a trial that never settles cannot
+   * wedge the breaker. Default `resetTimeoutMs`; Infinity disables the deadline.
+   */
+  halfOpenTimeoutMs?: number;
   /** Which errors count as failures (default: all). Others pass through and count as successes. */
   isFailure?: (error: unknown) => boolean;
 }
@@ -78,7 +85,14 @@ export interface CircuitBreakerStats {
 }
 
 const EV_STATE_CHANGE = ['mabeam', 'circuit_breaker', 'state_change'] as const;
-const OPTION_KEYS = new Set(['name', 'trip', 'resetTimeoutMs', 'halfOpenCalls', 'isFailure']);
+const OPTION_KEYS = new Set([
+  'name',
+  'trip',
+  'resetTimeoutMs',
+  'halfOpenCalls',
+  'halfOpenTimeoutMs',
+  'isFailure',
+]);
 
 interface Bucket {
   epoch: number;
@@ -152,7 +166,13 @@ function rateInWindow(rate: number, windowMs: number, minCalls: number, buckets:
       return failed && calls >= minCalls && fails >= rate * calls;
     },
     reset() {
-      for (const b of ring) b.epoch = -1;
+      // The counts too: an epoch test alone would let a reset bucket count (epoch -1 is "recent"
+      // while the clock is below one window).
+      for (const b of ring) {
+        b.epoch = -1;
+        b.calls = 0;
+        b.failures = 0;
+      }
     },
   };
 }
@@ -162,6 +182,7 @@ function checkOptions(o: CircuitBreakerOptions): {
   counter: Counter;
   resetTimeoutMs: number;
   halfOpenCalls: number;
+  halfOpenTimeoutMs: number;
   isFailure: (error: unknown) => boolean;
 } {
   if (o === null || typeof o !== 'object') {
@@ -188,6 +209,14 @@ function checkOptions(o: CircuitBreakerOptions): {
   if (!Number.isInteger(halfOpenCalls) || halfOpenCalls < 1) {
     throw new InvalidArgumentError(opt('halfOpenCalls'), 'must be an integer >= 1', o.halfOpenCalls);
   }
+  const halfOpenTimeoutMs = o.halfOpenTimeoutMs ?? resetTimeoutMs;
+  if (!(halfOpenTimeoutMs >= 0)) {
+    throw new InvalidArgumentError(
+      opt('halfOpenTimeoutMs'),
+      'must be a number of ms >= 0 (or Infinity)',
+      o.halfOpenTimeoutMs,
+    );
+  }
   if (o.isFailure !== undefined && typeof o.isFailure !== 'function') {
     throw new InvalidArgumentError(opt('isFailure'), 'must be a function', o.isFailure);
   }
@@ -196,6 +225,7 @@ function checkOptions(o: CircuitBreakerOptions): {
     counter: counterOf(o.trip ?? { kind: 'consecutive', failures: 5 }),
     resetTimeoutMs,
     halfOpenCalls,
+    halfOpenTimeoutMs,
     isFailure: o.isFailure ?? (() => true),
   };
 }
@@ -260,6 +290,7 @@ export class CircuitBreaker {
   readonly #counter: Counter;
   readonly #resetTimeoutMs: number;
   readonly #halfOpenCalls: number;
+  readonly #halfOpenTimeoutMs: number;
   readonly #isFailure: (error: unknown) => boolean;
   #state: CircuitState = 'closed';
   #since: number;
@@ -267,6 +298,8 @@ export class CircuitBreaker {
   #generation = 0;
   #trials = 0;
   #trialSuccesses = 0;
+  /** When the first trial of the current half-open period was admitted (its deadline counts from it). */
+  #trialsSince = 0;
   #calls = 0;
   #failures = 0;
   #rejected = 0;
@@ -280,6 +313,7 @@ export class CircuitBreaker {
     this.#counter = cfg.counter;
     this.#resetTimeoutMs = cfg.resetTimeoutMs;
     this.#halfOpenCalls = cfg.halfOpenCalls;
+    this.#halfOpenTimeoutMs = cfg.halfOpenTimeoutMs;
     this.#isFailure = cfg.isFailure;
     this.#since = runtime.clock.now();
   }
@@ -351,6 +385,7 @@ export class CircuitBreaker {
   #admit(): boolean {
     if (this.#state === 'closed') return false;
     if (this.#state === 'half_open' && this.#trials < this.#halfOpenCalls) {
+      if (this.#trials === 0) this.#trialsSince = this.runtime.clock.now();
       this.#trials++;
       return true;
     }
@@ -372,14 +407,26 @@ export class CircuitBreaker {
   }
 
   #refresh(): void {
-    if (this.#state === 'open' && this.runtime.clock.now() >= this.#since + this.#resetTimeoutMs) {
+    const now = this.runtime.clock.now();
+    if (
+      this.#state === 'half_open' &&
+      this.#trials > this.#trialSuccesses &&
+      now >= this.#trialsSince + this.#halfOpenTimeoutMs
+    ) {
+      // A trial is overdue: treat it as failed (its outcome, if it ever comes, is moot). The
+      // circuit opened when the deadline passed, not when someone looked: the reset timeout
+      // counts from then.
+      this.#transition('open', this.#trialsSince + this.#halfOpenTimeoutMs);
+    }
+    if (this.#state === 'open' && now >= this.#since + this.#resetTimeoutMs) {
       this.#transition('half_open');
     }
   }
 
-  #transition(to: CircuitState): void {
+  /** Move to `to`; `at` (default now) is when it happened, for a transition noticed late. */
+  #transition(to: CircuitState, at = this.runtime.clock.now()): void {
     const from = this.#state;
-    const now = this.runtime.clock.now();
+    const now = at;
     const durationMs = now - this.#since;
     this.#state = to;
     this.#since = now;

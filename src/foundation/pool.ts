@@ -155,8 +155,13 @@ export interface CheckoutOptions {
   /**
    * Bind the resource to this agent: if it exits while holding the resource (or while waiting for
    * one), the resource goes back to the pool (or is destroyed, with `destroyOnHolderExit`).
+   *
+   * Default: the calling agent (`runtime.self()`) when `checkout` is called from an agent's
+   * callback on its synchronous stack, else none. After an `await` inside an async handler the
+   * agent is no longer on the stack, so pass its context explicitly there. `null` opts out: the
+   * resource is bound to no agent, even when called from one.
    */
-  holder?: Holder;
+  holder?: Holder | null;
 }
 
 /** Options of `checkin`. */
@@ -194,10 +199,13 @@ export interface PoolStats {
 
 // ---- the owner agent ---------------------------------------------------------------------------
 
-type CheckoutReply<R> = { ok: true; resource: R } | { ok: false; error: Error };
+/** A successful reply carries the lease too, so `withResource` checks in exactly what it got. */
+type CheckoutReply<R> = { ok: true; resource: R; lease: Lease<R> } | { ok: false; error: Error };
 
 type PoolCall = { type: 'checkout'; timeoutMs: number; holder: AnyRef | Pid | undefined } | { type: 'close' };
-type PoolCast<R> = { type: 'checkin'; resource: R; destroy: boolean };
+/** A checkin names the lease, not the resource: a stale one (its holder exited meanwhile and the
+ * resource went to someone else) must not return the next holder's lease. */
+type PoolCast<R> = { type: 'checkin'; lease: Lease<R>; destroy: boolean };
 type PoolInfo<R> =
   | { type: 'expire'; waiter: number }
   | { type: 'reap' }
@@ -461,7 +469,7 @@ function lend<R>(s: PoolState<R>, resource: R): boolean {
       lease.unbind = s.runtime.onExit(holder, (reason) => holderExited(s, lease, reason));
     }
     reportCheckout(s, w, 'ok');
-    s.ctx?.reply(w.from, { ok: true, resource });
+    s.ctx?.reply(w.from, { ok: true, resource, lease });
     return true;
   }
 }
@@ -614,8 +622,8 @@ const PoolAgent = behaviour<
 
   handleCast(msg, s) {
     return owning(s, () => {
-      const lease = s.out.get(msg.resource);
-      if (lease !== undefined) returnLease(s, lease, msg.destroy);
+      // returnLease acts only if this very lease is still out: a stale checkin is a no-op.
+      returnLease(s, msg.lease, msg.destroy);
       return s;
     });
   },
@@ -835,6 +843,12 @@ export class Pool<R> {
       if (error instanceof InitError && error.cause instanceof ResourceCreateError) throw error.cause;
       throw error;
     }
+    // However the owner ends (close, a kill, a supervisor's shutdown, runtime shutdown), the pool
+    // closes with it: waiters are rejected and every resource, idle or lent, is destroyed. A kill
+    // skips `terminate`, so this hook (run as the owner exits) is what makes the cleanup certain.
+    runtime.onExit(ref, () => {
+      void shutdown(state, false);
+    });
     return new Pool(runtime, ref, state);
   }
 
@@ -846,6 +860,10 @@ export class Pool<R> {
    * pool is closing, HolderExitedError when the bound holder exits first. Return it with `checkin`.
    */
   async checkout(options: CheckoutOptions = {}): Promise<R> {
+    return (await this.#checkout(options)).resource;
+  }
+
+  async #checkout(options: CheckoutOptions = {}): Promise<{ resource: R; lease: Lease<R> }> {
     if (options === null || typeof options !== 'object') {
       throw new InvalidArgumentError('checkout options', 'must be an object', options);
     }
@@ -857,7 +875,12 @@ export class Pool<R> {
         options.timeoutMs,
       );
     }
-    const holder = options.holder === undefined ? undefined : holderOf(options.holder);
+    const holder =
+      options.holder === null
+        ? undefined
+        : options.holder === undefined
+          ? this.runtime.self()
+          : holderOf(options.holder);
     if (this.#closing !== null || this.#s.closed) throw new PoolClosedError(this.name);
     let answer: PoolReply<R>;
     try {
@@ -868,14 +891,15 @@ export class Pool<R> {
         Number.POSITIVE_INFINITY,
       );
     } catch (error) {
-      if ((error instanceof NoProcessError || error instanceof ExitError) && this.#s.closed) {
+      // The owner is gone (closed, killed, runtime shut down): its exit hook has closed the pool.
+      if (error instanceof NoProcessError || error instanceof ExitError) {
         throw new PoolClosedError(this.name);
       }
       throw error;
     }
     const a = answer as CheckoutReply<R>;
     if (!a.ok) throw a.error;
-    return a.resource;
+    return { resource: a.resource, lease: a.lease };
   }
 
   /**
@@ -889,7 +913,7 @@ export class Pool<R> {
     const lease = s.out.get(resource);
     if (lease === undefined || lease.returning) throw new NotCheckedOutError(this.name, resource);
     lease.returning = true;
-    this.runtime.cast(this.ref, { type: 'checkin', resource, destroy: options.destroy === true });
+    this.runtime.cast(this.ref, { type: 'checkin', lease, destroy: options.destroy === true });
   }
 
   /**
@@ -899,13 +923,17 @@ export class Pool<R> {
   async withResource<T>(fn: (resource: R) => T | Promise<T>, options?: CheckoutOptions): Promise<T> {
     if (typeof fn !== 'function')
       throw new InvalidArgumentError('withResource callback', 'must be a function', fn);
-    const resource = await this.checkout(options);
+    const { resource, lease } = await this.#checkout(options);
     try {
       return await fn(resource);
     } finally {
-      // The holder may have exited (resource already back) or the pool closed meanwhile: no error then.
-      const lease = this.#s.out.get(resource);
-      if (!this.#s.closed && lease !== undefined && !lease.returning) this.checkin(resource);
+      // The holder may have exited (resource already back, perhaps lent to someone else by now) or
+      // the pool closed meanwhile: then there is nothing to return. Only this lease is checked in.
+      const s = this.#s;
+      if (!s.closed && s.out.get(resource) === lease && !lease.returning) {
+        lease.returning = true;
+        this.runtime.cast(this.ref, { type: 'checkin', lease, destroy: false });
+      }
     }
   }
 

@@ -271,9 +271,13 @@ export class RateLimiter<K = string> {
     }
   }
 
-  /** Ms until `tokens` more tokens have accrued. */
+  /**
+   * Ms until `tokens` more tokens have accrued. A deficit above EPSILON (the tolerance `#drain`
+   * grants with) is always at least 1 ms away: a 0 ms timer for it would find the bucket short
+   * again at the same instant and re-arm forever (under a VirtualClock, time never moves then).
+   */
   #msFor(tokens: number): number {
-    return tokens <= EPSILON ? 0 : Math.max(0, Math.ceil((tokens * 1000) / this.refillPerSecond - 1e-6));
+    return tokens <= EPSILON ? 0 : Math.max(1, Math.ceil((tokens * 1000) / this.refillPerSecond - 1e-6));
   }
 
   /**

@@ -77,6 +77,8 @@ export interface AgentInfo {
   priority: PriorityName;
   mailboxLength: number;
   mailboxCapacity: number;
+  /** What a full mailbox does with one more message (the spawn option; `reject` when unbounded). */
+  mailboxOverflow: OverflowPolicy;
   dropped: number;
   reductions: number;
   links: number;
@@ -842,6 +844,7 @@ function infoOf(proc: Process, withState: boolean): AgentInfo {
     priority: PRIORITY_NAMES[proc.priority] as PriorityName,
     mailboxLength: proc.mailboxLength,
     mailboxCapacity: proc.capacity,
+    mailboxOverflow: (['reject', 'drop_oldest', 'drop_newest'] as const)[proc.overflow] as OverflowPolicy,
     dropped: proc.dropped,
     reductions: proc.reductions,
     links: proc.links === null ? 0 : proc.links.size,

@@ -46,6 +46,7 @@ describe('CircuitBreaker options', () => {
       [{}, '"name"'],
       [{ name: 'x', resetTimeoutMs: -1 }, '"resetTimeoutMs"'],
       [{ name: 'x', halfOpenCalls: 0 }, '"halfOpenCalls"'],
+      [{ name: 'x', halfOpenTimeoutMs: -1 }, '"halfOpenTimeoutMs"'],
       [{ name: 'x', trip: { kind: 'consecutive', failures: 0 } }, '"trip.failures"'],
       [{ name: 'x', trip: { kind: 'count', failures: 2, windowMs: 0 } }, '"trip.windowMs"'],
       [{ name: 'x', trip: { kind: 'rate', rate: 1.5, windowMs: 10 } }, '"trip.rate"'],
@@ -179,6 +180,50 @@ describe('CircuitBreaker', () => {
     expect(breaker.state).toBe('closed');
   });
 
+  it('reopens when a half-open trial does not settle within halfOpenTimeoutMs', async () => {
+    const { breaker, clock, changes } = setup({
+      trip: { kind: 'consecutive', failures: 1 },
+      halfOpenTimeoutMs: 500,
+    });
+    await failTimes(breaker, 1);
+    clock.advance(1000);
+    const hanging = deferred<string>();
+    const trial = breaker.call(() => hanging.promise);
+    await expect(breaker.call(ok)).rejects.toMatchObject({ code: 'E_CIRCUIT_OPEN' }); // trial taken
+    clock.advance(499);
+    expect(breaker.state).toBe('half_open');
+    clock.advance(1);
+    expect(breaker.state).toBe('open'); // the trial is overdue: as if it had failed
+    clock.advance(1000);
+    expect(await breaker.call(ok)).toBe('ok'); // a fresh trial closes it
+    expect(breaker.state).toBe('closed');
+    hanging.resolve('late');
+    expect(await trial).toBe('late'); // the late outcome is moot
+    expect(breaker.state).toBe('closed');
+    expect(changes.map((c) => c.to)).toEqual(['open', 'half_open', 'open', 'half_open', 'closed']);
+  });
+
+  it('an overdue trial noticed late counts the reset timeout from its deadline', async () => {
+    const { breaker, clock } = setup({ trip: { kind: 'consecutive', failures: 1 }, halfOpenTimeoutMs: 100 });
+    await failTimes(breaker, 1);
+    clock.advance(1000);
+    void breaker.call(() => new Promise<never>(() => {}));
+    clock.advance(10 * 60_000); // nobody looked: the trial went overdue at +100 ms
+    expect(await breaker.call(ok)).toBe('ok'); // open since then, half-open long since: a new trial
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('the half-open trial deadline defaults to resetTimeoutMs', async () => {
+    const { breaker, clock } = setup({ trip: { kind: 'consecutive', failures: 1 } });
+    await failTimes(breaker, 1);
+    clock.advance(1000);
+    void breaker.call(() => new Promise<never>(() => {}));
+    clock.advance(999);
+    expect(breaker.state).toBe('half_open');
+    clock.advance(1);
+    expect(breaker.state).toBe('open');
+  });
+
   it('trip and reset force the state', async () => {
     const { breaker, changes } = setup();
     breaker.trip();
@@ -210,7 +255,6 @@ describe('CircuitBreaker trip policies', () => {
     await failTimes(breaker, 3);
     expect(breaker.state).toBe('closed'); // only 3 calls: below minCalls
     for (let i = 0; i < 4; i++) await breaker.call(ok);
-    await failTimes(breaker, 0);
     expect(breaker.state).toBe('closed'); // 3 of 7 failed
     clock.advance(1000); // the window has moved past all of them
     for (let i = 0; i < 3; i++) await breaker.call(ok);
@@ -218,5 +262,15 @@ describe('CircuitBreaker trip policies', () => {
     expect(breaker.state).toBe('closed'); // 2 of 5
     await failTimes(breaker, 1);
     expect(breaker.state).toBe('open'); // 3 of 6
+  });
+
+  it('rate: reset() forgets the counts of the window (also early on the clock)', async () => {
+    const { breaker, clock } = setup({ trip: { kind: 'rate', rate: 0.5, windowMs: 10_000, minCalls: 10 } });
+    await failTimes(breaker, 10);
+    expect(breaker.state).toBe('open');
+    breaker.reset();
+    clock.advance(2000); // another bucket of the same window
+    await failTimes(breaker, 1);
+    expect(breaker.state).toBe('closed'); // 1 call since the reset: below minCalls
   });
 });

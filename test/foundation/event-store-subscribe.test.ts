@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   COMMIT_EVENT,
-  DeliveryError,
   type EventMessage,
   EventStore,
   EventStoreErrorCodes,
@@ -202,32 +201,67 @@ describe('subscriptions (memory backend)', () => {
     expect(await sub.ended()).toEqual({ reason: 'store_closed' });
   });
 
-  it('ends an agent subscription whose mailbox drops an event, never leaving a silent gap', async () => {
+  it('paces an agent with a bounded mailbox: it never overflows, nothing is lost', async () => {
     const store = await memoryStore();
     let releaseBusy!: () => void;
     const released = new Promise<void>((resolve) => {
       releaseBusy = resolve;
     });
-    // Busy in an async handler, so events pile up in a mailbox that holds two.
-    const Busy = behaviour<void, null, 'block', void, never, unknown>({
+    const seen: number[] = [];
+    // Busy in an async handler, so events would pile up in a mailbox that holds two.
+    const Busy = behaviour<void, null, 'block', void, never, EventMessage>({
       init: () => null,
       async handleCall(_msg, _from, state) {
         await released;
         return reply(undefined, state);
       },
-      handleInfo: (_msg, state) => state,
+      handleInfo: (msg, state) => {
+        if (msg.type === 'mabeam.event') seen.push(msg.event.seq);
+        return state;
+      },
     });
     const busy = await rt.spawn(Busy, undefined, { mailbox: { capacity: 2, overflow: 'drop_newest' } });
     const blocked = rt.call(busy, 'block');
     const sub = store.subscribe(1, busy);
     await store.appendBatch(range(1, 5).map(ev));
-    const end = await endOf(sub);
-    expect(end.reason).toBe('failed');
-    expect(end.error).toBeInstanceOf(DeliveryError);
-    expect((end.error as DeliveryError).seq).toBe(3);
-    expect((end.error as DeliveryError).code).toBe(EventStoreErrorCodes.STORE_DELIVERY_FAILED);
+    for (let i = 0; i < 20; i++) await turn();
+    expect(rt.info(busy)).toMatchObject({ mailboxLength: 2, dropped: 0 });
+    expect(sub.state).not.toBe('ended');
     releaseBusy();
     await blocked;
+    for (let i = 0; i < 1000 && seen.length < 5; i++) await turn();
+    expect(seen).toEqual(range(1, 5));
+    expect(rt.info(busy)?.dropped).toBe(0);
+  });
+
+  it('paces an agent subscriber: at most maxBuffer events in its mailbox, the rest stay in the log', async () => {
+    const store = await memoryStore();
+    await store.appendBatch(range(1, 2000).map(ev));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const seen: number[] = [];
+    const Slow = behaviour<void, null, never, never, never, EventMessage>({
+      init: () => null,
+      async handleInfo(msg, state) {
+        await released;
+        if (msg.type === 'mabeam.event') seen.push(msg.event.seq);
+        return state;
+      },
+    });
+    const slow = await rt.spawn(Slow, undefined);
+    const sub = store.subscribe(1, slow, { pageSize: 10, maxBuffer: 10 });
+    for (let i = 0; i < 100; i++) await turn();
+    expect(rt.info(slow)?.mailboxLength).toBeLessThanOrEqual(10);
+    expect(sub.position).toBeLessThanOrEqual(1 + 11); // 10 waiting + the one being handled
+    await store.appendBatch(range(2001, 2100).map(ev)); // live commits while it is behind
+    for (let i = 0; i < 20; i++) await turn();
+    expect(rt.info(slow)?.mailboxLength).toBeLessThanOrEqual(10);
+    release();
+    for (let i = 0; i < 20_000 && seen.length < 2100; i++) await turn();
+    expect(seen).toEqual(range(1, 2100));
+    await sub.caughtUp();
   });
 
   it('refuses bad arguments at once', async () => {
@@ -254,6 +288,17 @@ describe('subscriptions (memory backend)', () => {
     const p = probe(rt);
     rt.kill(p.ref);
     expect(() => store.subscribe(1, p.ref)).toThrow(/live agent/);
+    // A drop_oldest mailbox could lose events silently: refused.
+    const lossy = await rt.spawn(
+      behaviour<void, null, never, never, never, EventMessage>({
+        init: () => null,
+        handleInfo: (_m, s) => s,
+      }),
+      undefined,
+      { mailbox: { capacity: 4, overflow: 'drop_oldest' } },
+    );
+    expect(() => store.subscribe(1, lossy)).toThrow(InvalidArgumentError);
+    expect(() => store.subscribe(1, lossy)).toThrow(/drop_oldest/);
   });
 
   it('property: every subscription sees exactly [fromSeq, lastSeq], whatever the interleaving', async () => {

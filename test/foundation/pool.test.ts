@@ -7,7 +7,14 @@ import {
   type PoolOptions,
   ResourceCreateError,
 } from '../../src/foundation/pool.js';
-import { behaviour, InvalidArgumentError, Runtime, reply, VirtualClock } from '../../src/kernel/index.js';
+import {
+  behaviour,
+  InvalidArgumentError,
+  noreply,
+  Runtime,
+  reply,
+  VirtualClock,
+} from '../../src/kernel/index.js';
 import { awaitExit, awaitTelemetry, probe } from '../../src/kernel/testkit.js';
 import { deferred, flush, watch } from '../kernel/helpers.js';
 
@@ -442,6 +449,96 @@ describe('Pool holders', () => {
     expect(pool.stats()).toMatchObject({ idle: 1, out: 0, waiting: 0 });
   });
 
+  it("withResource whose holder died during fn does not check in the next holder's lease", async () => {
+    const { start, rt, clock } = setup();
+    const pool = await start({ size: 1 });
+    const holder = probe(rt);
+    const gate = deferred();
+    const a = pool.withResource(
+      async (c) => {
+        await gate.promise;
+        return c;
+      },
+      { holder: holder.ref },
+    );
+    await flush();
+    const bGot = pool.checkout({ holder: null });
+    await flush();
+    rt.kill(holder.ref); // A's resource goes back and straight to B
+    const b = await bGot;
+    gate.resolve();
+    expect(await a).toBe(b);
+    await flush();
+    expect(pool.stats()).toMatchObject({ out: 1, idle: 0 });
+    const third = watch(pool.checkout({ timeoutMs: 10 }));
+    await flush();
+    clock.advance(10);
+    await flush();
+    expect(third.current).toMatchObject({ state: 'rejected', reason: { code: 'E_CHECKOUT_TIMEOUT' } });
+    pool.checkin(b); // B's lease is still B's to return
+    await flush();
+    expect(pool.stats()).toMatchObject({ out: 0, idle: 1 });
+  });
+
+  it("a checkin queued by a holder that then exits does not return the next holder's lease", async () => {
+    const { start, rt, clock } = setup();
+    const pool = await start({ size: 1 });
+    const A = behaviour<void, { c: Conn | null }, 'take', number, 'give_back_and_crash'>({
+      init: () => ({ c: null }),
+      async handleCall(_m, _f, s, ctx) {
+        s.c = await pool.checkout({ holder: ctx });
+        return reply(s.c.id, s);
+      },
+      handleCast(_m, s) {
+        pool.checkin(s.c as Conn); // from inside an agent: the cast is queued behind this exit
+        throw new Error('crash after checkin');
+      },
+    });
+    const a = await rt.spawn(A, undefined);
+    expect(await rt.call(a, 'take')).toBe(1);
+    const bGot = pool.checkout({ holder: null });
+    await flush();
+    rt.cast(a, 'give_back_and_crash');
+    await awaitExit(rt, a);
+    const b = await bGot;
+    await flush(); // the stale checkin is handled now
+    expect(pool.stats()).toMatchObject({ out: 1, idle: 0 });
+    const third = watch(pool.checkout({ timeoutMs: 10 }));
+    await flush();
+    clock.advance(10);
+    await flush();
+    expect(third.current).toMatchObject({ state: 'rejected', reason: { code: 'E_CHECKOUT_TIMEOUT' } });
+    expect(b.id).toBe(1);
+  });
+
+  it('binds a checkout from inside an agent to that agent by default; holder null opts out', async () => {
+    const { start, rt } = setup();
+    const pool = await start({ size: 2 });
+    const User = behaviour<boolean, { bound: boolean }, 'take', number, 'crash'>({
+      init: (bound) => ({ bound }),
+      handleCall(_m, from, s, ctx) {
+        // No await before checkout: the agent is on the stack, so runtime.self() is this agent.
+        void pool.checkout(s.bound ? {} : { holder: null }).then((c) => ctx.reply(from, c.id));
+        return noreply(s);
+      },
+      handleCast() {
+        throw new Error('user crashed');
+      },
+    });
+    const bound = await rt.spawn(User, true);
+    const unbound = await rt.spawn(User, false);
+    await rt.call(bound, 'take');
+    await rt.call(unbound, 'take');
+    expect(pool.stats().out).toBe(2);
+    rt.cast(bound, 'crash');
+    await awaitExit(rt, bound);
+    expect(pool.stats()).toMatchObject({ out: 1, idle: 1 });
+    rt.cast(unbound, 'crash');
+    await awaitExit(rt, unbound);
+    await flush();
+    expect(pool.stats()).toMatchObject({ out: 1, idle: 1 });
+  });
+
   it('rejects a holder that is not an agent', async () => {
     const { start } = setup();
     const pool = await start();
@@ -500,6 +597,24 @@ describe('Pool close', () => {
     expect(conns.live.size).toBe(3);
     await rt.shutdown();
     expect(conns.live.size).toBe(0);
+  });
+
+  it('killing the owner closes the pool: resources destroyed, waiters and checkouts get E_POOL_CLOSED', async () => {
+    const { start, rt, conns } = setup();
+    const pool = await start({ size: 2 });
+    const lent = await pool.checkout();
+    await pool.checkout();
+    const waiting = pool.checkout().catch((e: unknown) => e);
+    await flush();
+    expect(pool.stats().waiting).toBe(1);
+    rt.kill(pool.ref);
+    await awaitExit(rt, pool.ref);
+    expect(conns.live.size).toBe(0);
+    expect(pool.stats().closed).toBe(true);
+    expect(await waiting).toBeInstanceOf(PoolClosedError);
+    await expect(pool.checkout()).rejects.toBeInstanceOf(PoolClosedError);
+    expect(() => pool.checkin(lent)).not.toThrow();
+    await pool.close();
   });
 
   it('reports a destroy that throws through telemetry and goes on', async () => {

@@ -144,6 +144,29 @@ describe('RateLimiter.acquire', () => {
     expect(limiter.stats()).toMatchObject({ timedOut: 1, waiting: 0 });
   });
 
+  it('never arms a 0 ms timer for a deficit above the tolerance (no spin at one instant)', async () => {
+    const { clock, limiter } = setup({ capacity: 1, refillPerSecond: 1000 });
+    expect(limiter.tryAcquire('k').granted).toBe(true);
+    clock.advance(0.9999995); // 5e-7 tokens short: more than the grant tolerance
+    // Count re-arms at one virtual instant; past a bound, stop scheduling so a regression fails
+    // here instead of hanging the suite.
+    let sameInstant = 0;
+    let lastAt = -1;
+    const setTimeout = clock.setTimeout.bind(clock);
+    clock.setTimeout = (fn, ms) => {
+      const now = clock.now();
+      sameInstant = now === lastAt ? sameInstant + 1 : 0;
+      lastAt = now;
+      if (sameInstant > 1000) return setTimeout(() => {}, 1e9);
+      return setTimeout(fn, ms);
+    };
+    const got = watch(limiter.acquire('k', { timeoutMs: 10 }));
+    clock.advance(5);
+    await flush();
+    expect(sameInstant).toBeLessThan(1000);
+    expect(got.current.state).toBe('fulfilled');
+  });
+
   it('waits as long as it takes with an infinite timeout', async () => {
     const { limiter, clock } = setup({ capacity: 1, refillPerSecond: 1 });
     limiter.tryAcquire('k');

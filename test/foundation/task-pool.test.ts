@@ -15,9 +15,22 @@ const WORKER = new URL('../fixtures/cpu-worker.mjs', import.meta.url);
 type Task =
   | { op: 'fib'; n: number }
   | { op: 'echo'; value: unknown }
-  | { op: 'thread' | 'hang' | 'spin' | 'uncaught' }
+  | { op: 'thread' | 'hang' | 'uncaught' }
+  | { op: 'spin'; started?: Int32Array }
   | { op: 'throw'; message?: string }
   | { op: 'exit'; code?: number };
+
+/** A flag the worker sets as the task begins on its thread (see the fixture). */
+function startedFlag(): { flag: Int32Array; started: Promise<void> } {
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  // Node 20 has Atomics.waitAsync; the TS lib this project targets does not declare it yet.
+  const { waitAsync } = Atomics as unknown as {
+    waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string };
+  };
+  const wait = waitAsync(flag, 0, 0);
+  const started = wait.async ? (wait.value as Promise<string>).then(() => undefined) : Promise.resolve();
+  return { flag, started };
+}
 
 const pools: TaskPool<Task, unknown>[] = [];
 const runtimes: Runtime[] = [];
@@ -100,7 +113,10 @@ describe('TaskPool.run', () => {
 
   it('times out on the runtime clock with E_TASK_TIMEOUT, terminating a stuck thread', async () => {
     const { pool, clock } = await start({ maxThreads: 1 });
-    const spinning = pool.run({ op: 'spin' }, { timeoutMs: 250 }).catch((e: unknown) => e);
+    const { flag, started } = startedFlag();
+    const spinning = pool.run({ op: 'spin', started: flag }, { timeoutMs: 250 }).catch((e: unknown) => e);
+    await started; // the thread is in the loop: the timeout has to terminate it
+    expect(Atomics.load(flag, 0)).toBe(1);
     clock.advance(249);
     expect(pool.stats().pending).toBe(1);
     clock.advance(1);
@@ -129,8 +145,10 @@ describe('TaskPool.run', () => {
       reason: 'not needed',
     });
     const late = new AbortController();
-    const running = pool.run({ op: 'spin' }, { signal: late.signal }).catch((e: unknown) => e);
+    const { flag, started } = startedFlag();
+    const running = pool.run({ op: 'spin', started: flag }, { signal: late.signal }).catch((e: unknown) => e);
     const queued = pool.run({ op: 'echo', value: 'queued' });
+    await started; // really running, so the cancel has to terminate the thread
     late.abort(new Error('user went away'));
     const error = await running;
     expect(error).toBeInstanceOf(TaskCancelledError);

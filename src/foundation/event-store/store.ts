@@ -610,8 +610,20 @@ export class EventStore {
       options.maxBuffer === undefined
         ? SUBSCRIBE_DEFAULTS.maxBuffer
         : positiveInt(options.maxBuffer, 'subscribe option "maxBuffer"');
-    if (typeof subscriber !== 'function' && !this.#core.runtime.isAlive(subscriber as Pid)) {
-      throw new InvalidArgumentError('subscriber', 'must be a live agent', subscriber);
+    if (typeof subscriber !== 'function') {
+      const info = this.#core.runtime.info(subscriber as Pid, { stateSize: false });
+      if (info === undefined || info.status === 'exiting' || info.status === 'exited') {
+        throw new InvalidArgumentError('subscriber', 'must be a live agent', subscriber);
+      }
+      // A drop_oldest mailbox would lose events silently (another sender's message pushes one of
+      // ours out, and nobody learns of it): refused. reject and drop_newest fail loudly instead.
+      if (info.mailboxOverflow === 'drop_oldest') {
+        throw new InvalidArgumentError(
+          'subscriber',
+          'must not have a drop_oldest mailbox (events would be lost silently)',
+          subscriber,
+        );
+      }
     }
     return this.#core.subscribe(fromSeq, subscriber, { pageSize, maxBuffer });
   }

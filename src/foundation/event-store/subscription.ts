@@ -13,6 +13,17 @@
  * events meanwhile wait in a buffer; past `maxBuffer` the subscription drops back to catching up
  * and reads the rest from the log (the log is the buffer), so a slow subscriber costs bounded
  * memory and the writer never waits for anyone.
+ *
+ * Agent subscribers are paced the same way. Sending is instant, so the delivery for an agent
+ * first looks at its mailbox (`runtime.info(...).mailboxLength`): while it holds `maxBuffer`
+ * messages or more (or is full, for a bounded mailbox), the delivery waits, polling the mailbox
+ * length (next turns of the event loop, then real timers backing off to 50 ms: the kernel has no
+ * "mailbox drained" signal) until there is room. Meanwhile live commits buffer and then fall back
+ * to the log as above. So an agent's mailbox holds at most `maxBuffer` of a subscription's events,
+ * and for an agent `position` is one past the last event put in its mailbox (not yet necessarily
+ * handled). Agents with a `drop_oldest` mailbox are refused at subscribe: another sender could
+ * push one of our events out without anyone noticing. A `drop_newest` or `reject` mailbox that
+ * refuses an event ends the subscription with a DeliveryError.
  */
 import { AgentRef, describe, isPid, type Pid, type Runtime } from '../../kernel/index.js';
 import { DeliveryError, SubscriptionEndedError } from './errors.js';
@@ -127,7 +138,13 @@ export class LogSubscription implements Subscription {
     if (typeof subscriber === 'function') {
       this.#deliver = subscriber;
     } else {
-      this.#deliver = agentDelivery(host.runtime, subscriber, id);
+      this.#deliver = agentDelivery(
+        host.runtime,
+        subscriber,
+        id,
+        this.#maxBuffer,
+        () => this.#end !== undefined,
+      );
       // The hook runs as the agent dies, before anyone else learns of it: no send to a dead agent.
       this.#removeExitHook = host.runtime.onExit(subscriber, () => this.end({ reason: 'subscriber_exited' }));
     }
@@ -268,13 +285,42 @@ export class LogSubscription implements Subscription {
   }
 }
 
-/** Delivery to an agent: a plain message per event; a refused message ends the subscription. */
-function agentDelivery(runtime: Runtime, dest: AgentRef | Pid, id: number): EventHandler {
+/** Poll `ready` until true or `ended`: a few event-loop turns, then real timers backing off to 50 ms. */
+async function waitUntil(ready: () => boolean, ended: () => boolean): Promise<void> {
+  let polls = 0;
+  let delay = 1;
+  while (!ended() && !ready()) {
+    if (++polls <= 16) {
+      await yieldToEventLoop();
+    } else {
+      await new Promise<void>((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(50, delay * 2);
+    }
+  }
+}
+
+/**
+ * Delivery to an agent: a plain message per event, sent only while the agent's mailbox holds fewer
+ * than `maxBuffer` messages (and has room, if bounded); a refused message ends the subscription.
+ */
+function agentDelivery(
+  runtime: Runtime,
+  dest: AgentRef | Pid,
+  id: number,
+  maxBuffer: number,
+  ended: () => boolean,
+): EventHandler {
   if (!(dest instanceof AgentRef) && !isPid(dest)) {
     throw new TypeError(`subscriber must be a function, an agent ref or a pid, got ${describe(dest)}`);
   }
   const name = String(dest instanceof AgentRef ? dest : describe(dest));
-  return (event) => {
+  const room = (): boolean => {
+    const info = runtime.info(dest as Pid, { stateSize: false });
+    // Gone: the send reports it (its exit hook normally ends the subscription first).
+    if (info === undefined) return true;
+    return info.mailboxLength < Math.min(maxBuffer, info.mailboxCapacity);
+  };
+  const send = (event: StoredEvent): void => {
     let sent: boolean;
     try {
       sent = runtime.send(dest as Pid, {
@@ -286,5 +332,11 @@ function agentDelivery(runtime: Runtime, dest: AgentRef | Pid, id: number): Even
       throw new DeliveryError(name, event.seq, error);
     }
     if (!sent) throw new DeliveryError(name, event.seq);
+  };
+  return (event) => {
+    if (room()) return send(event);
+    return waitUntil(room, ended).then(() => {
+      if (!ended()) send(event);
+    });
   };
 }
