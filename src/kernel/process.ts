@@ -59,21 +59,32 @@ export enum Overflow {
  * answered synchronously never pays for a promise executor.
  */
 export class CallRecord {
-  settled = false;
-  resolveFn: ((v: unknown) => void) | null = null;
-  rejectFn: ((e: unknown) => void) | null = null;
-  outcome: unknown = undefined;
-  failed = false;
-  deadline = 0;
+  // Set in the constructor rather than by class-field initializers: one allocation per call.
+  declare settled: boolean;
+  declare resolveFn: ((v: unknown) => void) | null;
+  declare rejectFn: ((e: unknown) => void) | null;
+  declare outcome: unknown;
+  declare failed: boolean;
+  declare deadline: number;
   /** The deadline keeper holding this call, told when it settles. */
-  deadlines: CallTimeouts | null = null;
+  declare deadlines: CallTimeouts | null;
+  /** The request; dropped once settled so a call kept for its deadline holds no payload. */
+  declare msg: unknown;
+  declare readonly target: Process;
+  declare readonly timeoutMs: number;
 
-  constructor(
-    /** The request; dropped once settled so a call kept for its deadline holds no payload. */
-    public msg: unknown,
-    readonly target: Process,
-    readonly timeoutMs: number,
-  ) {}
+  constructor(msg: unknown, target: Process, timeoutMs: number) {
+    this.settled = false;
+    this.resolveFn = null;
+    this.rejectFn = null;
+    this.outcome = undefined;
+    this.failed = false;
+    this.deadline = 0;
+    this.deadlines = null;
+    this.msg = msg;
+    this.target = target;
+    this.timeoutMs = timeoutMs;
+  }
 
   resolve(value: unknown): boolean {
     if (this.settled) return false;
@@ -153,21 +164,30 @@ class Extras {
 }
 
 export class Process implements AgentContext {
-  status: Status = Status.Starting;
-  priority = 1;
-  reductions = 0;
+  // Fields are declared and set in the constructor, in one order, rather than by class-field
+  // initializers: spawn is hot, and this keeps it to one straight-line constructor.
+  declare status: Status;
+  declare priority: number;
+  declare reductions: number;
   /** Max messages in the mailbox (UNBOUNDED: no limit). */
-  capacity = UNBOUNDED;
-  state: unknown = undefined;
-  mailbox: Queue<unknown> | null = null;
-  x: Extras | null = null;
-  readonly ref: AnyRef;
+  declare capacity: number;
+  declare state: unknown;
+  declare mailbox: Queue<unknown> | null;
+  declare x: Extras | null;
+  declare readonly ref: AnyRef;
+  declare readonly runtime: Runtime;
+  declare readonly behaviour: AnyBehaviour;
 
-  constructor(
-    readonly runtime: Runtime,
-    id: number,
-    readonly behaviour: AnyBehaviour,
-  ) {
+  constructor(runtime: Runtime, id: number, behaviour: AnyBehaviour) {
+    this.status = Status.Starting;
+    this.priority = 1;
+    this.reductions = 0;
+    this.capacity = UNBOUNDED;
+    this.state = undefined;
+    this.mailbox = null;
+    this.x = null;
+    this.runtime = runtime;
+    this.behaviour = behaviour;
     this.ref = new AgentRef(runtime.node, runtime.thread, id, this);
   }
 
