@@ -35,9 +35,9 @@ export class AgentRef<Call = unknown, Reply = unknown, Cast = unknown, Info = un
   declare readonly [replyBrand]: () => Reply;
   declare readonly [castBrand]: Accepts<Cast>;
   declare readonly [infoBrand]: Accepts<Info>;
-  readonly node: string;
-  readonly thread: number;
-  readonly id: number;
+  declare readonly node: string;
+  declare readonly thread: number;
+  declare readonly id: number;
   /** The local process, when this ref was made by the runtime that owns it. */
   #proc: unknown;
 
