@@ -202,7 +202,9 @@ export interface PoolStats {
 /** A successful reply carries the lease too, so `withResource` checks in exactly what it got. */
 type CheckoutReply<R> = { ok: true; resource: R; lease: Lease<R> } | { ok: false; error: Error };
 
-type PoolCall = { type: 'checkout'; timeoutMs: number; holder: AnyRef | Pid | undefined } | { type: 'close' };
+type PoolCall =
+  | { type: 'checkout'; timeoutMs: number; holder: AnyRef | Pid | undefined }
+  | { type: 'close'; timeoutMs: number };
 /** A checkin names the lease, not the resource: a stale one (its holder exited meanwhile and the
  * resource went to someone else) must not return the next holder's lease. */
 type PoolCast<R> = { type: 'checkin'; lease: Lease<R>; destroy: boolean };
@@ -540,7 +542,12 @@ function reap<R>(s: PoolState<R>): void {
  * code still running (creates, health checks, destroys); resources those make are destroyed when
  * they finish either way (see `deliver`).
  */
-async function shutdown<R>(s: PoolState<R>, wait: boolean): Promise<void> {
+/**
+ * Close the pool: reject waiters, destroy idle and lent resources. With `waitMs > 0`, also wait
+ * (at most that long, on the runtime clock) for create/validate/destroy calls still running, so a
+ * user callback that never settles cannot hold close() forever.
+ */
+async function shutdown<R>(s: PoolState<R>, waitMs: number): Promise<void> {
   if (s.closed) return;
   s.closed = true;
   const closed = new PoolClosedError(s.name);
@@ -556,7 +563,19 @@ async function shutdown<R>(s: PoolState<R>, wait: boolean): Promise<void> {
   }
   s.out.clear();
   for (const r of resources) destroyResource(s, r);
-  while (wait && s.inflight.size > 0) await Promise.allSettled([...s.inflight]);
+  if (waitMs <= 0 || s.inflight.size === 0) return;
+  const clock = s.runtime.clock;
+  const deadline = clock.now() + waitMs;
+  while (s.inflight.size > 0) {
+    const left = deadline - clock.now();
+    if (left <= 0) return;
+    let timer: ReturnType<typeof clock.setTimeout> | undefined;
+    const expired = new Promise<void>((resolve) => {
+      timer = clock.setTimeout(resolve, left);
+    });
+    await Promise.race([Promise.allSettled([...s.inflight]), expired]);
+    if (timer !== undefined) clock.clearTimeout(timer);
+  }
 }
 
 const PoolAgent = behaviour<
@@ -590,7 +609,7 @@ const PoolAgent = behaviour<
 
   handleCall(msg, from, s, ctx) {
     if (msg.type === 'close') {
-      return shutdown(s, true).then(() => stop('normal', s, undefined));
+      return shutdown(s, msg.timeoutMs).then(() => stop('normal', s, undefined));
     }
     return owning(s, () => {
       if (s.closed) return reply({ ok: false, error: new PoolClosedError(s.name) }, s);
@@ -688,7 +707,7 @@ const PoolAgent = behaviour<
   terminate(_reason, s) {
     // A stop from outside (runtime shutdown, a supervisor) must not hang on a create that never
     // settles: destroy what exists now, and let late resources be destroyed as they arrive.
-    void shutdown(s, false);
+    void shutdown(s, 0);
   },
 });
 
@@ -847,7 +866,7 @@ export class Pool<R> {
     // closes with it: waiters are rejected and every resource, idle or lent, is destroyed. A kill
     // skips `terminate`, so this hook (run as the owner exits) is what makes the cleanup certain.
     runtime.onExit(ref, () => {
-      void shutdown(state, false);
+      void shutdown(state, 0);
     });
     return new Pool(runtime, ref, state);
   }
@@ -965,19 +984,28 @@ export class Pool<R> {
 
   /**
    * Close the pool: waiting checkouts reject with PoolClosedError, every resource (idle or lent
-   * out) is destroyed, creates still running are awaited and their resources destroyed, then the
-   * owner agent stops. Idempotent.
+   * out) is destroyed, creates still running are awaited (at most `timeoutMs`, default 5000, on
+   * the runtime clock; what they make later is destroyed when it arrives), then the owner agent
+   * stops. Idempotent: later calls join the first.
    */
-  close(): Promise<void> {
-    if (this.#closing === null) {
-      this.#closing = this.runtime.call(this.ref, { type: 'close' }, Number.POSITIVE_INFINITY).then(
-        () => undefined,
-        (error: unknown) => {
-          // Already gone (runtime shut down): its terminate has done the same cleanup.
-          if (error instanceof NoProcessError || error instanceof ExitError) return;
-          throw error;
-        },
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 5000;
+    if (!(timeoutMs >= 0)) {
+      return Promise.reject(
+        new InvalidArgumentError('close option "timeoutMs"', 'must be a number of ms >= 0', timeoutMs),
       );
+    }
+    if (this.#closing === null) {
+      this.#closing = this.runtime
+        .call(this.ref, { type: 'close', timeoutMs }, Number.POSITIVE_INFINITY)
+        .then(
+          () => undefined,
+          (error: unknown) => {
+            // Already gone (runtime shut down): its terminate has done the same cleanup.
+            if (error instanceof NoProcessError || error instanceof ExitError) return;
+            throw error;
+          },
+        );
     }
     return this.#closing;
   }

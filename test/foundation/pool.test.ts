@@ -591,6 +591,36 @@ describe('Pool close', () => {
     expect(conns.destroyed).toHaveLength(1);
   });
 
+  it('stops waiting for a create that never settles after the close timeout', async () => {
+    const { rt, clock, conns } = setup();
+    const never = deferred<Conn>();
+    const pool = await Pool.start<Conn>(rt, {
+      size: 1,
+      prefill: false,
+      create: () => never.promise,
+      destroy: conns.destroy,
+    });
+    const waiting = pool.checkout().catch((e: unknown) => e);
+    await flush();
+    expect(pool.stats().creating).toBe(1);
+    const closed = watch(pool.close({ timeoutMs: 1000 }));
+    await flush();
+    clock.advance(999);
+    await flush();
+    expect(closed.current.state).toBe('pending');
+    clock.advance(1);
+    await flush();
+    await flush();
+    expect(closed.current.state).toBe('fulfilled');
+    expect(await waiting).toBeInstanceOf(PoolClosedError);
+    expect(pool.stats().closed).toBe(true);
+    await expect(pool.close({ timeoutMs: -1 })).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+    // What the hung create makes at last is destroyed, not leaked.
+    never.resolve(conns.create());
+    await flush();
+    expect(conns.live.size).toBe(0);
+  });
+
   it('runtime shutdown destroys the resources too', async () => {
     const { start, rt, conns } = setup();
     await start({ size: 3 });
