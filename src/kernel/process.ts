@@ -158,6 +158,8 @@ class Extras {
   exitWaiters: ((reason: unknown) => void)[] | null = null;
   /** Synchronous cleanup of services bound to this agent (names, tables, pooled resources). */
   exitHooks: Set<(reason: unknown) => void> | null = null;
+  /** Waiting for the mailbox to drop below a length (producers pacing themselves). */
+  lowWater: { below: number; wake: () => void }[] | null = null;
   /** Settles the spawn promise while an async init is pending. */
   startSettle: ((error: unknown) => void) | null = null;
   exitReason: unknown = undefined;
@@ -348,6 +350,7 @@ export class Process implements AgentContext {
       const msg = box.shift();
       n++;
       this.dispatch(kind, msg);
+      if (this.x !== null && this.x.lowWater !== null) this.wakeLowWater(false);
       if (this.status !== Status.Running) break;
     }
     this.reductions += n;
@@ -606,12 +609,24 @@ export class Process implements AgentContext {
       }
     }
     this.state = undefined;
+    if (this.x !== null && this.x.lowWater !== null) this.wakeLowWater(true);
     rt.exited(this, reason);
     if (this.exitWaiters !== null) {
       const waiters = this.exitWaiters;
       this.exitWaiters = null;
       for (const w of waiters) w(reason);
     }
+  }
+
+  /** Wake producers waiting for the mailbox to drop below their mark (all of them on exit). */
+  wakeLowWater(all: boolean): void {
+    const x = this.x as Extras;
+    const waiting = x.lowWater as { below: number; wake: () => void }[];
+    const length = this.mailboxLength;
+    const still = all ? [] : waiting.filter((w) => length >= w.below);
+    if (still.length === waiting.length) return;
+    x.lowWater = still.length > 0 ? still : null;
+    for (const w of waiting) if (all || length < w.below) w.wake();
   }
 
   addExitWaiter(fn: (reason: unknown) => void): void {

@@ -512,6 +512,27 @@ export class Runtime {
     };
   }
 
+  /**
+   * Resolves once the agent's mailbox holds fewer than `below` messages (at once if it already
+   * does), or the agent is gone: for producers that pace themselves instead of piling messages up
+   * (event store subscriptions, broadcasts). Event-driven: checked as the agent takes messages.
+   */
+  whenMailboxBelow(dest: AnyRef | Pid | Name, below: number): Promise<void> {
+    if (!(below >= 1)) {
+      return Promise.reject(
+        new InvalidArgumentError('whenMailboxBelow length', 'must be a number >= 1', below),
+      );
+    }
+    const proc = this.#lookup(dest);
+    if (proc === undefined || proc.status >= Status.Exiting || proc.mailboxLength < below)
+      return Promise.resolve();
+    return new Promise((resolve) => {
+      const x = proc.ext();
+      if (x.lowWater === null) x.lowWater = [];
+      x.lowWater.push({ below, wake: resolve });
+    });
+  }
+
   isAlive(dest: AnyRef | Pid | Name): boolean {
     const proc = this.#lookup(dest);
     return proc !== undefined && proc.status < Status.Exiting;

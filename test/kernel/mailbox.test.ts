@@ -273,3 +273,46 @@ describe('bounded mailboxes', () => {
     }
   });
 });
+
+describe('whenMailboxBelow', () => {
+  it('resolves as the agent takes messages, at once when already below, and when the agent exits', async () => {
+    const rt = runtime();
+    const gate = deferred();
+    const Slow = behaviour<void, null, never, never, number>({
+      init: () => null,
+      async handleCast(_m, s) {
+        await gate.promise;
+        return s;
+      },
+    });
+    const slow = rt.spawnSync(Slow, undefined);
+    for (let i = 0; i < 6; i++) rt.cast(slow, i); // one running, five queued
+    expect(rt.info(slow)?.mailboxLength).toBe(5);
+    let woke = -1;
+    const below = rt.whenMailboxBelow(slow, 3).then(() => {
+      woke = rt.info(slow)?.mailboxLength ?? -1;
+    });
+    await flush();
+    expect(woke).toBe(-1);
+    gate.resolve(); // every handler now finishes at once: the queue drains
+    await below;
+    expect(woke).toBeLessThan(3);
+    await rt.whenMailboxBelow(slow, 1);
+    await expect(rt.whenMailboxBelow(slow, 0)).rejects.toMatchObject({ code: 'E_INVALID_ARGUMENT' });
+
+    const gate2 = deferred();
+    const Stuck = behaviour<void, null, never, never, number>({
+      init: () => null,
+      handleCast: async (_m, s) => {
+        await gate2.promise;
+        return s;
+      },
+    });
+    const held = rt.spawnSync(Stuck, undefined);
+    for (let i = 0; i < 4; i++) rt.cast(held, i);
+    const onExit = rt.whenMailboxBelow(held, 1);
+    rt.kill(held);
+    await onExit; // an exit wakes waiters instead of leaving them hanging
+    expect(rt.isAlive(held)).toBe(false);
+  });
+});

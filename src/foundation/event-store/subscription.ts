@@ -16,9 +16,8 @@
  *
  * Agent subscribers are paced the same way. Sending is instant, so the delivery for an agent
  * first looks at its mailbox (`runtime.info(...).mailboxLength`): while it holds `maxBuffer`
- * messages or more (or is full, for a bounded mailbox), the delivery waits, polling the mailbox
- * length (next turns of the event loop, then real timers backing off to 50 ms: the kernel has no
- * "mailbox drained" signal) until there is room. Meanwhile live commits buffer and then fall back
+ * messages or more (or is full, for a bounded mailbox), the delivery waits for the kernel's
+ * `whenMailboxBelow` (woken as the agent takes messages, no polling) until there is room. Meanwhile live commits buffer and then fall back
  * to the log as above. So an agent's mailbox holds at most `maxBuffer` of a subscription's events,
  * and for an agent `position` is one past the last event put in its mailbox (not yet necessarily
  * handled). Agents with a `drop_oldest` mailbox are refused at subscribe: another sender could
@@ -285,20 +284,6 @@ export class LogSubscription implements Subscription {
   }
 }
 
-/** Poll `ready` until true or `ended`: a few event-loop turns, then real timers backing off to 50 ms. */
-async function waitUntil(ready: () => boolean, ended: () => boolean): Promise<void> {
-  let polls = 0;
-  let delay = 1;
-  while (!ended() && !ready()) {
-    if (++polls <= 16) {
-      await yieldToEventLoop();
-    } else {
-      await new Promise<void>((resolve) => setTimeout(resolve, delay));
-      delay = Math.min(50, delay * 2);
-    }
-  }
-}
-
 /**
  * Delivery to an agent: a plain message per event, sent only while the agent's mailbox holds fewer
  * than `maxBuffer` messages (and has room, if bounded); a refused message ends the subscription.
@@ -314,11 +299,22 @@ function agentDelivery(
     throw new TypeError(`subscriber must be a function, an agent ref or a pid, got ${describe(dest)}`);
   }
   const name = String(dest instanceof AgentRef ? dest : describe(dest));
+  /** How many messages may sit in the agent's mailbox; undefined once the agent is gone. */
+  const limit = (): number | undefined => {
+    const info = runtime.info(dest as Pid, { stateSize: false });
+    return info === undefined ? undefined : Math.min(maxBuffer, info.mailboxCapacity);
+  };
   const room = (): boolean => {
     const info = runtime.info(dest as Pid, { stateSize: false });
     // Gone: the send reports it (its exit hook normally ends the subscription first).
     if (info === undefined) return true;
     return info.mailboxLength < Math.min(maxBuffer, info.mailboxCapacity);
+  };
+  /** Wait, without polling, until the agent has taken enough messages (or is gone). */
+  const drained = async (): Promise<void> => {
+    for (let below = limit(); below !== undefined && !ended() && !room(); below = limit()) {
+      await runtime.whenMailboxBelow(dest as Pid, below);
+    }
   };
   const send = (event: StoredEvent): void => {
     let sent: boolean;
@@ -335,7 +331,7 @@ function agentDelivery(
   };
   return (event) => {
     if (room()) return send(event);
-    return waitUntil(room, ended).then(() => {
+    return drained().then(() => {
       if (!ended()) send(event);
     });
   };
