@@ -1,8 +1,9 @@
 /**
  * Call deadlines without a timer per call. Calls with the same timeout expire in the order they
  * were made, so each timeout value keeps a FIFO; one clock timer is armed for the earliest head.
- * A call that settles is not removed (O(1)); settled heads are dropped when met, and once no call
- * is pending the timer is disarmed and the FIFOs dropped, so nothing keeps the process alive.
+ * A call that settles is not removed (O(1)); settled heads are dropped when met. Once no call is
+ * pending the FIFOs are dropped and the timer stops keeping the process alive, but it stays armed:
+ * re-arming a timer for every call made while none is pending costs microseconds per call.
  */
 import type { Clock, TimerHandle } from './clock.js';
 import { TimeoutError } from './errors.js';
@@ -37,22 +38,33 @@ export class CallTimeouts {
     }
     fifo.push(rec);
     rec.deadlines = this;
-    this.#live++;
+    if (++this.#live === 1 && this.#timer !== null) this.#clock.keepAlive?.(this.#timer, true);
     if (deadline < this.#timerAt) this.#arm(deadline);
   }
 
   /** A call added here settled (replied, failed or timed out). */
   settled(): void {
     this.#live--;
-    if (this.#live === 0 && !this.#expiring) this.clear();
+    if (this.#live === 0 && !this.#expiring) this.#idle();
+  }
+
+  /** Nothing pending: let go of the records, and of the process (the timer stays armed). */
+  #idle(): void {
+    this.#dropRecords();
+    if (this.#timer !== null) this.#clock.keepAlive?.(this.#timer, false);
+  }
+
+  #dropRecords(): void {
+    for (const fifo of this.#fifos.values()) {
+      for (let rec = fifo.shift(); rec !== undefined; rec = fifo.shift()) rec.deadlines = null;
+    }
+    this.#fifos.clear();
+    this.#live = 0;
   }
 
   /** Stop the timer and forget every deadline (runtime shutdown). */
   clear(): void {
-    for (const fifo of this.#fifos.values()) {
-      for (let rec = fifo.shift(); rec !== undefined; rec = fifo.shift()) rec.deadlines = null;
-    }
-    this.#live = 0;
+    this.#dropRecords();
     if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
     this.#timer = null;
     this.#timerAt = Number.POSITIVE_INFINITY;
@@ -72,7 +84,7 @@ export class CallTimeouts {
     } finally {
       this.#expiring = false;
     }
-    if (this.#live === 0) this.clear();
+    if (this.#live === 0) this.#dropRecords();
   }
 
   #expireDue(): void {

@@ -12,6 +12,11 @@ export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
+  /**
+   * Whether an armed timer keeps the process alive (Node's ref/unref); default yes. Optional:
+   * clocks without a process to keep alive (VirtualClock) ignore it.
+   */
+  keepAlive?(handle: TimerHandle, keep: boolean): void;
 }
 
 /** Node's timers take at most this many ms; longer delays fire after 1 ms with a warning. */
@@ -19,6 +24,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface RealTimer extends TimerHandle {
   timeout: NodeJS.Timeout | undefined;
+  keep: boolean;
 }
 
 /** Wall-clock time (performance.now) and Node's timers, chained for delays past Node's limit. */
@@ -27,16 +33,23 @@ export class RealClock implements Clock {
     return performance.now();
   }
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const timer: RealTimer = { __timer: true, timeout: undefined };
+    const timer: RealTimer = { __timer: true, timeout: undefined, keep: true };
     const arm = (left: number) => {
       timer.timeout =
         left > MAX_TIMER_MS ? setTimeout(() => arm(left - MAX_TIMER_MS), MAX_TIMER_MS) : setTimeout(fn, left);
+      if (!timer.keep) timer.timeout.unref();
     };
     arm(Number.isNaN(ms) ? 0 : Math.max(0, ms));
     return timer;
   }
   clearTimeout(handle: TimerHandle): void {
     clearTimeout((handle as RealTimer).timeout);
+  }
+  keepAlive(handle: TimerHandle, keep: boolean): void {
+    const timer = handle as RealTimer;
+    timer.keep = keep;
+    if (keep) timer.timeout?.ref();
+    else timer.timeout?.unref();
   }
 }
 

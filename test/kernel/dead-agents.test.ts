@@ -88,18 +88,41 @@ describe('dead agents', () => {
 });
 
 describe('call deadlines', () => {
-  it('leave no timer armed once every queued call has settled', async () => {
+  const Echo = behaviour<void, null, string, string>({
+    init: () => null,
+    handleCall: (m, _f, s) => reply(m, s),
+  });
+
+  it('hold nothing once every queued call has settled, and stop at the deadline without re-arming', async () => {
     const clock = new VirtualClock();
     const rt = runtime({ clock });
-    const Echo = behaviour<void, null, string, string>({
-      init: () => null,
-      handleCall: (m, _f, s) => reply(m, s),
-    });
     const a = rt.spawnSync(Echo, undefined);
-    // Two calls at once: the second queues (and gets a deadline timer) behind the first.
+    // Two calls at once: the second queues (and gets a deadline) behind the first.
     const answers = await Promise.all([rt.call(a, 'one'), rt.call(a, 'two')]);
     expect(answers).toEqual(['one', 'two']);
+    expect(clock.pending).toBeLessThanOrEqual(1);
+    clock.advance(5000);
     expect(clock.pending).toBe(0);
+  });
+
+  it('keep the process alive only while a call is pending', async () => {
+    const rt = runtime();
+    const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timeouts();
+    const gate = deferred<string>();
+    const Held = behaviour<void, null, string, string>({
+      init: () => null,
+      handleCall: async (m, _f, s) => reply(`${m}:${await gate.promise}`, s),
+    });
+    const held = rt.spawnSync(Held, undefined);
+    const echo = rt.spawnSync(Echo, undefined);
+    const first = rt.call(held, 'a'); // answered later: its deadline keeps the process alive
+    expect(timeouts()).toBe(before + 1);
+    gate.resolve('done');
+    expect(await first).toBe('a:done');
+    expect(timeouts()).toBe(before);
+    expect(await rt.call(echo, 'b')).toBe('b');
+    expect(timeouts()).toBe(before);
   });
 });
 
