@@ -1,3 +1,5 @@
 /** mabeam: an OTP-grade agent runtime for TypeScript, and the services built on it. */
+export * from './agents/index.js';
+export * from './coordination/index.js';
 export * from './foundation/index.js';
 export * from './kernel/index.js';

@@ -22,6 +22,7 @@ describe('error codes', () => {
       'RegistryErrorCodes',
       'TableErrorCodes',
       'TaskPoolErrorCodes',
+      'VariableErrorCodes',
     ]);
   });
 

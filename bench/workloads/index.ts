@@ -2,6 +2,8 @@
 import type { Workload } from '../harness.js';
 import { callRoundtrip } from './call-roundtrip.js';
 import { castThroughput } from './cast-throughput.js';
+import { consensusRound100 } from './consensus-round-100.js';
+import { consensusRound100Faults } from './consensus-round-100-faults.js';
 import { eventAppend } from './event-append.js';
 import { eventSubscribeLag } from './event-subscribe-lag.js';
 import { idleAgents1m } from './idle-agents-1m.js';
@@ -10,6 +12,8 @@ import { registryLookup } from './registry-lookup.js';
 import { registryRegister } from './registry-register.js';
 import { spawn } from './spawn.js';
 import { tableLookup } from './table-lookup.js';
+import { variableBroadcast100 } from './variable-broadcast-100.js';
+import { variableSync1000 } from './variable-sync-1000.js';
 
 export const workloads: readonly Workload[] = [
   callRoundtrip,
@@ -17,9 +21,13 @@ export const workloads: readonly Workload[] = [
   spawn,
   registryLookup,
   tableLookup,
+  variableBroadcast100,
+  consensusRound100,
   pingpongAllCores,
   idleAgents1m,
   registryRegister,
   eventAppend,
   eventSubscribeLag,
+  variableSync1000,
+  consensusRound100Faults,
 ];

@@ -1,0 +1,23 @@
+/** Coordination protocols as supervised session agents: voting consensus (election, barrier, lease next). */
+export {
+  CONSENSUS_FAILED,
+  CONSENSUS_REACHED,
+  Consensus,
+  type ConsensusDecision,
+  type ConsensusFailure,
+  type ConsensusOptions,
+  type ConsensusResult,
+  type ConsensusRule,
+  ConsensusSession,
+  castVote,
+  type DecideVote,
+  isProposal,
+  type ProposalMessage,
+  type ProposeOptions,
+  type SessionId,
+  type SessionRef,
+  type Tally,
+  type Vote,
+  type VoteMessage,
+  withVoting,
+} from './consensus.js';

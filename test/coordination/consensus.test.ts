@@ -1,0 +1,324 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  CONSENSUS_FAILED,
+  CONSENSUS_REACHED,
+  Consensus,
+  type ConsensusResult,
+  castVote,
+  type ProposalMessage,
+  type Vote,
+  withVoting,
+} from '../../src/coordination/consensus.js';
+import {
+  type AnyRef,
+  behaviour,
+  DynamicSupervisor,
+  InvalidArgumentError,
+  Runtime,
+  VirtualClock,
+} from '../../src/kernel/index.js';
+import { awaitTelemetry } from '../../src/kernel/testkit.js';
+
+/** A participant that accepts proposals at or below its own limit; 'silent' ones never answer. */
+interface VoterState {
+  limit: number;
+  mode: 'judge' | 'abstain' | 'silent';
+  seen: number;
+}
+const Judge = withVoting<VoterState, VoterState, never, never, 'crash', never, number>(
+  behaviour<VoterState, VoterState, never, never, 'crash'>({
+    init: (s) => s,
+    handleCast: () => {
+      throw new Error('crash requested');
+    },
+  }),
+  (value, state): Vote | { vote: Vote; state: VoterState } => {
+    if (state.mode === 'abstain') return 'abstain';
+    const next = { ...state, seen: state.seen + 1 };
+    return { vote: value <= state.limit ? 'yes' : 'no', state: next };
+  },
+);
+
+/** Never answers: lets tests hold a session open and then crash participants mid-protocol. */
+const Silent = behaviour<void, null, never, never, ProposalMessage>({
+  init: () => null,
+  handleCast: (_m, s) => s,
+});
+
+let rt: Runtime;
+let clock: VirtualClock;
+afterEach(async () => {
+  await rt?.shutdown();
+});
+
+async function setup() {
+  clock = new VirtualClock();
+  rt = new Runtime({ clock });
+  const consensus = await Consensus.start(rt);
+  return consensus;
+}
+function judges(limits: number[], mode: VoterState['mode'] = 'judge'): AnyRef[] {
+  return limits.map((limit) => rt.spawnSync(Judge, { limit, mode, seen: 0 }));
+}
+function silent(n: number): AnyRef[] {
+  return Array.from({ length: n }, () => rt.spawnSync(Silent, undefined));
+}
+
+describe('Consensus: majority', () => {
+  it('accepts when more than half vote yes, and publishes reached', async () => {
+    const c = await setup();
+    const reached = awaitTelemetry(rt, CONSENSUS_REACHED);
+    const r = await c.propose(judges([10, 10, 10, 0, 0]), 5);
+    expect(r).toMatchObject({ decided: true, outcome: 'accepted', threshold: 3 });
+    if (r.decided) expect(r.yes).toBeGreaterThanOrEqual(3);
+    expect((await reached).metadata.id).toBe(r.id);
+  });
+
+  it('rejects as soon as the majority is unreachable, with reason rejected', async () => {
+    const c = await setup();
+    const failed = awaitTelemetry(rt, CONSENSUS_FAILED);
+    const r = await c.propose(judges([0, 0, 0, 10]), 5);
+    expect(r).toMatchObject({ decided: true, outcome: 'rejected' });
+    expect((await failed).metadata.reason).toBe('rejected');
+  });
+
+  it('decides early: a held-open session accepts at the threshold without waiting for the rest', async () => {
+    const c = await setup();
+    const r = await c.propose([...judges([9, 9]), ...silent(1)], 1, { rule: { kind: 'majority' } });
+    expect(r).toMatchObject({ decided: true, outcome: 'accepted', yes: 2, pending: 1 });
+  });
+
+  it('the participants vote from their own state (a participant remembers proposals)', async () => {
+    const c = await setup();
+    const ps = judges([5, 5, 5]);
+    await c.propose(ps, 1);
+    const r = await c.propose(ps, 9);
+    expect(r).toMatchObject({ decided: true, outcome: 'rejected', no: 2 });
+  });
+});
+
+describe('Consensus: crashes and deadlines', () => {
+  it('counts participants crashing mid-protocol as absent and decides once the outcome is fixed', async () => {
+    const c = await setup();
+    const ps = silent(3);
+    const pending = c.propose(ps, 'x', { deadlineMs: 1000 });
+    // The supervisor answers in order, so once this returns the session has started; then kill
+    // two voters: a 3-party majority is out of reach.
+    await DynamicSupervisor.countChildren(rt, c.supervisor);
+    rt.kill(ps[0] as AnyRef);
+    rt.kill(ps[1] as AnyRef);
+    const r = await pending;
+    expect(r).toMatchObject({ decided: true, outcome: 'rejected', absent: 2, pending: 1 });
+  });
+
+  it('a crash of a voter that already voted does not change its vote', async () => {
+    const c = await setup();
+    const [a, b] = judges([9, 9]);
+    const s = silent(1);
+    const r = await c.propose([a as AnyRef, b as AnyRef, ...s], 1);
+    rt.kill(a as AnyRef);
+    expect(r).toMatchObject({ decided: true, outcome: 'accepted', yes: 2, absent: 0 });
+  });
+
+  it('a participant that is already dead counts as absent', async () => {
+    const c = await setup();
+    const [dead, ...live] = judges([9, 9, 9]);
+    rt.kill(dead as AnyRef);
+    const r = await c.propose([dead as AnyRef, ...live], 1, { rule: { kind: 'unanimous' } });
+    expect(r).toMatchObject({ decided: true, outcome: 'rejected', absent: 1 });
+  });
+
+  it('fails with reason deadline when votes are missing at the deadline (virtual clock)', async () => {
+    const c = await setup();
+    const failed = awaitTelemetry(rt, CONSENSUS_FAILED);
+    const pending = c.propose([...judges([9]), ...silent(2)], 1, { deadlineMs: 200 });
+    await DynamicSupervisor.countChildren(rt, c.supervisor);
+    clock.advance(199);
+    let done: ConsensusResult | undefined;
+    void pending.then((r) => {
+      done = r;
+    });
+    await DynamicSupervisor.countChildren(rt, c.supervisor);
+    expect(done).toBeUndefined();
+    clock.advance(1);
+    expect(await pending).toMatchObject({ decided: false, reason: 'deadline', yes: 1, pending: 2 });
+    expect((await failed).metadata.reason).toBe('deadline');
+  });
+
+  it('a session killed before deciding ends the proposal with session_exit', async () => {
+    const c = await setup();
+    const pending = c.propose(silent(3), 1);
+    const [child] = await DynamicSupervisor.whichChildren(rt, c.supervisor);
+    rt.kill(child?.ref as AnyRef);
+    expect(await pending).toMatchObject({ decided: false, reason: 'session_exit', exitReason: 'killed' });
+  });
+
+  it('sessions are temporary children: gone after deciding, not restarted', async () => {
+    const c = await setup();
+    await c.propose(judges([9, 9, 9]), 1);
+    await rt.stop(rt.spawnSync(Silent, undefined));
+    expect((await DynamicSupervisor.countChildren(rt, c.supervisor)).active).toBe(0);
+  });
+});
+
+describe('Consensus: unanimous, weighted, quorum', () => {
+  it('unanimous accepts only when everyone says yes; an abstention rejects', async () => {
+    const c = await setup();
+    expect(await c.propose(judges([9, 9, 9]), 1, { rule: { kind: 'unanimous' } })).toMatchObject({
+      outcome: 'accepted',
+      yes: 3,
+    });
+    const ps = [...judges([9, 9]), ...judges([0], 'abstain')];
+    expect(await c.propose(ps, 1, { rule: { kind: 'unanimous' } })).toMatchObject({
+      outcome: 'rejected',
+      abstain: 1,
+    });
+  });
+
+  it('weighted: one heavy yes outweighs two light no votes', async () => {
+    const c = await setup();
+    const ps = judges([9, 0, 0]);
+    const rule = { kind: 'weighted', weights: [5, 1, 1], threshold: 0.6 } as const;
+    expect(await c.propose(ps, 1, { rule })).toMatchObject({ outcome: 'accepted', yesWeight: 5 });
+    const rule2 = { kind: 'weighted', weights: [1, 5, 1], threshold: 0.6 } as const;
+    expect(await c.propose(ps, 1, { rule: rule2 })).toMatchObject({ outcome: 'rejected' });
+  });
+
+  it('quorum: decided by the majority of cast votes once the quorum is met', async () => {
+    const c = await setup();
+    const ps = [...judges([9, 9, 0]), ...silent(2)];
+    const pending = c.propose(ps, 1, { rule: { kind: 'quorum', quorum: 3 }, deadlineMs: 100 });
+    await DynamicSupervisor.countChildren(rt, c.supervisor);
+    clock.advance(100);
+    expect(await pending).toMatchObject({ decided: true, outcome: 'accepted', yes: 2, no: 1, pending: 2 });
+  });
+
+  it('quorum: fails with no_quorum at the deadline, or early once it is unreachable', async () => {
+    const c = await setup();
+    const s = silent(3);
+    const pending = c.propose([...judges([9]), ...s], 1, {
+      rule: { kind: 'quorum', quorum: 3 },
+      deadlineMs: 100,
+    });
+    await DynamicSupervisor.countChildren(rt, c.supervisor);
+    clock.advance(100);
+    expect(await pending).toMatchObject({ decided: false, reason: 'no_quorum', yes: 1 });
+    const s2 = silent(3);
+    const early = c.propose(s2, 1, { rule: { kind: 'quorum', quorum: 2 }, deadlineMs: 100 });
+    await DynamicSupervisor.countChildren(rt, c.supervisor);
+    rt.kill(s2[0] as AnyRef);
+    rt.kill(s2[1] as AnyRef);
+    expect(await early).toMatchObject({ decided: false, reason: 'no_quorum', absent: 2 });
+  });
+});
+
+describe('Consensus: invalid input', () => {
+  it.each([
+    ['no participants', [], {}, /participants/],
+    ['a non-pid', [{ id: 1 }], {}, /participants\[0\]/],
+    [
+      'a bad threshold',
+      'ps',
+      { rule: { kind: 'weighted', weights: [1, 1], threshold: 1.5 } },
+      /threshold.*1\.5/,
+    ],
+    [
+      'weights of the wrong length',
+      'ps',
+      { rule: { kind: 'weighted', weights: [1], threshold: 0.5 } },
+      /weights/,
+    ],
+    [
+      'a negative weight',
+      'ps',
+      { rule: { kind: 'weighted', weights: [1, -1], threshold: 0.5 } },
+      /weights\[1\]/,
+    ],
+    ['a quorum above the participants', 'ps', { rule: { kind: 'quorum', quorum: 3 } }, /quorum.*3/],
+    ['an unknown rule', 'ps', { rule: { kind: 'plurality' } }, /plurality/],
+    ['a negative deadline', 'ps', { deadlineMs: -1 }, /deadlineMs/],
+  ])('rejects %s with E_INVALID_ARGUMENT naming the value', async (_what, participants, options, message) => {
+    const c = await setup();
+    const ps = participants === 'ps' ? judges([1, 1]) : participants;
+    // biome-ignore lint/suspicious/noExplicitAny: deliberately ill-typed input
+    const err = await c.propose(ps as any, 1, options as any).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(err).toMatchObject({ code: 'E_INVALID_ARGUMENT', message });
+  });
+
+  it('rejects duplicate participants', async () => {
+    const c = await setup();
+    const [a] = judges([1]);
+    await expect(c.propose([a as AnyRef, a as AnyRef], 1)).rejects.toMatchObject({
+      code: 'E_INVALID_ARGUMENT',
+      message: /duplicate/,
+    });
+  });
+});
+
+/** Votes twice and asks a stranger to vote too: the session must count one vote per participant. */
+const Stuffer = behaviour<AnyRef, AnyRef, never, never, ProposalMessage>({
+  init: (stranger) => stranger,
+  handleCast(msg, stranger, ctx) {
+    castVote(ctx, msg, 'yes');
+    castVote(ctx, msg, 'yes');
+    ctx.cast(msg.session, { type: 'vote', id: msg.id, from: stranger, vote: 'yes' });
+    ctx.cast(msg.session, { type: 'vote', id: 'other-session', from: ctx.self, vote: 'yes' });
+    return stranger;
+  },
+});
+
+describe('Consensus: participants and sessions', () => {
+  it('counts one vote per participant: duplicates, strangers and other sessions are ignored', async () => {
+    const c = await setup();
+    const stranger = rt.spawnSync(Silent, undefined);
+    const ps = [rt.spawnSync(Stuffer, stranger), ...judges([0, 0])];
+    const r = await c.propose(ps, 5, { rule: { kind: 'majority' } });
+    expect(r).toMatchObject({ decided: true, outcome: 'rejected', yes: 1, no: 2 });
+  });
+
+  it('withVoting: async decisions, withheld votes, and other casts reach the base behaviour', async () => {
+    const c = await setup();
+    const seen: string[] = [];
+    const Async = withVoting<boolean, boolean, never, never, 'ping', never, number>(
+      behaviour<boolean, boolean, never, never, 'ping'>({
+        init: (b) => b,
+        handleCast: (m, s) => {
+          seen.push(m);
+          return s;
+        },
+      }),
+      async (_value, answers) => (answers ? 'yes' : null),
+    );
+    const yes = rt.spawnSync(Async, true);
+    const quiet = rt.spawnSync(Async, false);
+    rt.cast(yes, 'ping');
+    const pending = c.propose([yes, quiet], 1, { deadlineMs: 50 });
+    await DynamicSupervisor.countChildren(rt, c.supervisor);
+    clock.advance(50);
+    expect(await pending).toMatchObject({ decided: false, reason: 'deadline', yes: 1, pending: 1 });
+    expect(seen).toEqual(['ping']);
+  });
+
+  it('runs concurrent sessions over the same participants independently', async () => {
+    const c = await setup();
+    const ps = judges([5, 5, 1]);
+    const results = await Promise.all([c.propose(ps, 1), c.propose(ps, 3), c.propose(ps, 9)]);
+    expect(results.map((r) => (r.decided ? r.outcome : r.reason))).toEqual([
+      'accepted',
+      'accepted',
+      'rejected',
+    ]);
+    expect(new Set(results.map((r) => r.id)).size).toBe(3);
+  });
+
+  it('stopping the service ends running sessions with session_exit', async () => {
+    const c = await setup();
+    const failed = awaitTelemetry(rt, CONSENSUS_FAILED);
+    const pending = c.propose(silent(2), 1);
+    await DynamicSupervisor.countChildren(rt, c.supervisor);
+    await c.stop();
+    expect(await pending).toMatchObject({ decided: false, reason: 'session_exit', exitReason: 'shutdown' });
+    expect((await failed).metadata.reason).toBe('session_exit');
+  });
+});
