@@ -15,6 +15,7 @@
  */
 import Database from 'better-sqlite3';
 import { InvalidArgumentError } from '../../kernel/index.js';
+import { toStoredEvent } from './codec.js';
 import { StoreOpenError } from './errors.js';
 import type { EventBackend, EventRecord, PruneBound, ResolvedQuery, StoredEvent } from './types.js';
 
@@ -58,19 +59,15 @@ const STATEMENT_CACHE = 64;
 type Row = [number, string, string, number, string | null, string | null, string | null];
 
 function rowToEvent(row: Row): StoredEvent {
-  const event: {
-    seq: number;
-    type: string;
-    data: unknown;
-    timestamp: number;
-    correlationId?: string;
-    causationId?: string;
-    metadata?: Record<string, unknown>;
-  } = { seq: row[0], type: row[1], data: JSON.parse(row[2]), timestamp: row[3] };
-  if (row[4] !== null) event.correlationId = row[4];
-  if (row[5] !== null) event.causationId = row[5];
-  if (row[6] !== null) event.metadata = JSON.parse(row[6]);
-  return event;
+  return toStoredEvent({
+    seq: row[0],
+    type: row[1],
+    data: row[2],
+    timestamp: row[3],
+    correlationId: row[4] ?? undefined,
+    causationId: row[5] ?? undefined,
+    metadata: row[6] ?? undefined,
+  });
 }
 
 /** An event log in a SQLite file (or `:memory:`), written through one connection. */
