@@ -328,6 +328,11 @@ interface Pending {
   remaining: number;
   exited: number;
   readonly deadline: number;
+  /**
+   * Targets whose broadcast was refused (full mailbox): they never ack this seq, and a later ack
+   * of theirs (which moves `lastAck` past it) must not count as one. Null when none.
+   */
+  readonly refused: readonly Sub[] | null;
 }
 
 type OwnerCall =
@@ -351,11 +356,13 @@ function failure(error: unknown): { readonly error: unknown } {
  * which must not crash the owner (every write would be lost with it): such a subscriber simply
  * does not ack and is reported missing at the deadline.
  */
-function castTo(ctx: Pick<AgentContext, 'cast'>, ref: AnyRef, msg: VariableBroadcast): void {
+function castTo(ctx: Pick<AgentContext, 'cast'>, ref: AnyRef, msg: VariableBroadcast): boolean {
   try {
     ctx.cast(ref as AgentRef<never, unknown, VariableBroadcast, never>, msg);
+    return true;
   } catch {
     // Reported as missing at the deadline.
+    return false;
   }
 }
 
@@ -463,6 +470,8 @@ export class Variables {
   readonly #pending = new Map<number, Pending>();
   readonly #ackTimeoutMs: number;
   #seq = 0;
+  /** Scratch of #fanOut: subscribers whose cast was refused. */
+  #refused: Sub[] | null = null;
   #timer: TimerHandle | null = null;
   #timerAt = Number.POSITIVE_INFINITY;
   #stats = { changes: 0, rejected: 0, broadcasts: 0, acks: 0, timedOut: 0, subscriptions: 0 };
@@ -539,7 +548,9 @@ export class Variables {
   history(name: string, limit = Number.POSITIVE_INFINITY): HistoryEntry[] {
     const v = this.#vars.get(name);
     if (v === undefined) throw new UnknownVariableError(name);
-    if (!(limit >= 0)) throw new InvalidArgumentError('history limit', 'must be >= 0', limit);
+    if (!(limit >= 0) || !(Number.isInteger(limit) || limit === Number.POSITIVE_INFINITY)) {
+      throw new InvalidArgumentError('history limit', 'must be an integer >= 0', limit);
+    }
     const n = v.ring.length;
     const take = Math.min(n, limit);
     const out: HistoryEntry[] = [];
@@ -623,6 +634,13 @@ export class Variables {
    */
   subscribe(names: string | readonly string[], agent: AnyRef | Pid): void {
     const list = typeof names === 'string' ? [names] : names;
+    if (!Array.isArray(list) || list.length === 0) {
+      throw new InvalidArgumentError(
+        'subscribe names',
+        'must be a name or a non-empty array of names',
+        names,
+      );
+    }
     const vars = list.map((n) => {
       const v = this.#vars.get(n);
       if (v === undefined) throw new UnknownVariableError(n);
@@ -639,7 +657,9 @@ export class Variables {
       const created: Sub = {
         ref,
         key,
-        lastAck: 0,
+        // Broadcasts sent before this subscription were not sent to it: acks for them (from an
+        // earlier subscription of the same agent) must not count.
+        lastAck: this.#seq,
         alive: true,
         vars: new Set(),
         removeHook: () => {},
@@ -752,13 +772,23 @@ export class Variables {
     // Later changes of the same variable in one batch see the earlier ones as current.
     const staged = n > 1 ? new Map<Variable, unknown>() : null;
     let consensus: number[] | null = null;
+    // What each change meets as current (a consensus `decide` is asked with it).
+    const currents: unknown[] = new Array(n);
     try {
       for (let i = 0; i < n; i++) {
         const req = reqs[i] as ChangeRequest;
         const v = req === null || typeof req !== 'object' ? undefined : this.#vars.get(req.name);
         if (v === undefined) throw new UnknownVariableError(String(req?.name));
         const modifier = req.modifier ?? 'anonymous';
+        if (typeof modifier !== 'string') {
+          throw new InvalidArgumentError(
+            `variable ${JSON.stringify(v.spec.name)} modifier`,
+            'must be a string',
+            modifier,
+          );
+        }
         const current = staged?.has(v) === true ? staged.get(v) : v.value;
+        currents[i] = current;
         const p = v.spec.policy;
         let value = req.value;
         if (typeof p === 'function') value = p(current, value, modifier);
@@ -776,13 +806,14 @@ export class Variables {
       return failure(error);
     }
     if (consensus === null) return this.#apply(msg, vars, values, from);
-    return this.#decide(msg, vars, values, consensus, from);
+    return this.#decide(msg, vars, values, currents, consensus, from);
   }
 
   async #decide(
     msg: Extract<OwnerCall, { t: 'write' }>,
     vars: Variable[],
     values: unknown[],
+    currents: unknown[],
     which: number[],
     from: From<WriteReply>,
   ): Promise<WriteReply | undefined> {
@@ -795,7 +826,7 @@ export class Variables {
         ok =
           (await policy.decide({
             name: v.spec.name,
-            current: v.value,
+            current: currents[i],
             proposed: values[i],
             modifier: req.modifier ?? 'anonymous',
           })) === true;
@@ -840,13 +871,25 @@ export class Variables {
     }
     this.#stats.changes += n;
     const seq = ++this.#seq;
+    this.#refused = null;
     const targets = this.#fanOut(seq, vars, changes);
     this.#stats.broadcasts++;
     if (!msg.awaitAcks || targets.length === 0) {
       return { versions, acked: 0, missing: EMPTY, exited: 0 };
     }
     const deadline = this.runtime.clock.now() + msg.deadlineMs;
-    this.#pending.set(seq, { seq, from, targets, versions, remaining: targets.length, exited: 0, deadline });
+    const refused = this.#refused;
+    this.#refused = null;
+    this.#pending.set(seq, {
+      seq,
+      from,
+      targets,
+      versions,
+      remaining: targets.length,
+      exited: 0,
+      deadline,
+      refused,
+    });
     if (deadline < this.#timerAt) this.#arm(deadline);
     return undefined;
   }
@@ -860,7 +903,8 @@ export class Variables {
       // The hot path: the variable's own (copy-on-write) array is the target list, no copy.
       const subs = (vars[0] as Variable).subs;
       for (let i = 0; i < subs.length; i++) {
-        castTo(ctx, (subs[i] as Sub).ref, shared);
+        const s = subs[i] as Sub;
+        if (!castTo(ctx, s.ref, shared)) this.#refuse(s);
       }
       return subs;
     }
@@ -884,9 +928,14 @@ export class Variables {
         msg = { type: VARIABLE_BROADCAST, seq, changes: mine, collector };
       }
       s.hits = 0;
-      castTo(ctx, s.ref, msg);
+      if (!castTo(ctx, s.ref, msg)) this.#refuse(s);
     }
     return touched;
+  }
+
+  #refuse(s: Sub): void {
+    if (this.#refused === null) this.#refused = [];
+    this.#refused.push(s);
   }
 
   #ack(ack: VariableAck): void {
@@ -933,7 +982,7 @@ export class Variables {
     this.#subsByRef.delete(sub.ref);
     sub.removeHook();
     for (const p of [...this.#pending.values()]) {
-      if (sub.lastAck < p.seq && p.targets.includes(sub)) {
+      if ((sub.lastAck < p.seq || p.refused?.includes(sub) === true) && p.targets.includes(sub)) {
         p.exited++;
         if (--p.remaining === 0) this.#finish(p);
       }
@@ -971,7 +1020,9 @@ export class Variables {
       }
       this.#pending.delete(p.seq);
       this.#stats.timedOut++;
-      const missing = p.targets.filter((s) => s.alive && s.lastAck < p.seq).map((s) => s.ref);
+      const missing = p.targets
+        .filter((s) => s.alive && (s.lastAck < p.seq || p.refused?.includes(s) === true))
+        .map((s) => s.ref);
       ctx.reply(p.from, {
         versions: p.versions,
         acked: p.targets.length - p.exited - missing.length,

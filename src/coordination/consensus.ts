@@ -196,10 +196,14 @@ export function evaluate(
     }
     return undefined;
   }
-  if (t.yesWeight >= need) return { outcome: 'accepted' };
+  // Weights are floats summed in another order than the total `need` came from (0.1 + 0.2 + 0.3
+  // is 0.6000000000000001), so "at the threshold" allows a relative rounding slack; for the
+  // integer counts of majority and unanimous it changes nothing.
+  const reach = need * (1 - 1e-9);
+  if (t.yesWeight >= reach) return { outcome: 'accepted' };
   // The pending weight is a running float difference: reject early only when clearly out of
-  // reach; once nobody is pending, the exact comparison above has settled it.
-  if (t.yesWeight + pendingWeight < need * (1 - 1e-9)) return { outcome: 'rejected' };
+  // reach; once nobody is pending, the comparison above has settled it.
+  if (t.yesWeight + pendingWeight < reach) return { outcome: 'rejected' };
   if (t.pending === 0) return { outcome: 'rejected' };
   return atDeadline ? { reason: 'deadline' } : undefined;
 }

@@ -554,3 +554,116 @@ describe('replica helper', () => {
     expect(replica.received).toBe(2);
   });
 });
+
+describe('regressions', () => {
+  it('history rejects a fractional limit, naming it, instead of returning holes', async () => {
+    const { vars } = await setup();
+    for (let i = 1; i <= 3; i++) await vars.update('layers', i);
+    expect(() => vars.history('layers', 1.5)).toThrow(/1\.5/);
+    expect(() => vars.history('layers', 1.5)).toThrow(InvalidArgumentError);
+    expect(vars.history('layers', 2).map((h) => h.value)).toEqual([2, 3]);
+  });
+
+  it('an agent that re-subscribes and acks an old broadcast does not release it while another subscriber is missing', async () => {
+    const clock = new VirtualClock();
+    const rt = runtime({ clock });
+    const vars = Variables.start(rt, { ackTimeoutMs: 1000 });
+    await vars.register(LR);
+    const gate = deferred();
+    const Held = behaviour<void, VariableReplica, never, never, VariableBroadcast | 'hold'>({
+      init: () => new VariableReplica(),
+      handleCast: async (msg, replica, ctx) => {
+        if (msg === 'hold') await gate.promise;
+        else replica.apply(msg, ctx);
+        return replica;
+      },
+    });
+    const a = rt.spawnSync(Held, undefined);
+    const stuck = mute(rt);
+    vars.subscribe('lr', a);
+    vars.subscribe('lr', stuck);
+    await flush();
+    rt.cast(a, 'hold');
+    const result = watch(vars.update('lr', 0.3));
+    await flush();
+    vars.unsubscribe(a); // counted as gone for the pending broadcast
+    vars.subscribe('lr', a); // a new subscription: the old broadcast is not its to ack
+    gate.resolve();
+    await flush();
+    expect(result.current.state).toBe('pending');
+    clock.advance(1000);
+    await flush();
+    expect(result.current).toEqual({
+      state: 'fulfilled',
+      value: { versions: [1], acked: 0, missing: [stuck], exited: 1 },
+    });
+  });
+
+  it('a refused broadcast stays missing even when a later broadcast to the same agent is acked', async () => {
+    const clock = new VirtualClock();
+    const rt = runtime({ clock });
+    const vars = Variables.start(rt, { ackTimeoutMs: 100 });
+    await vars.register(LR);
+    const gate = deferred();
+    const Busy = behaviour<void, VariableReplica, never, never, VariableBroadcast | 'hold'>({
+      init: () => new VariableReplica(),
+      handleCast: async (msg, replica, ctx) => {
+        if (msg === 'hold') await gate.promise;
+        else replica.apply(msg, ctx);
+        return replica;
+      },
+    });
+    const busy = rt.spawnSync(Busy, undefined, { mailbox: { capacity: 1, overflow: 'reject' } });
+    rt.cast(busy, 'hold');
+    vars.subscribe('lr', busy); // the initial sync takes the one mailbox slot
+    const first = watch(vars.update('lr', 0.3)); // refused: never reaches busy
+    await flush();
+    gate.resolve();
+    await flush();
+    expect(await vars.update('lr', 0.4, 'x', { deadlineMs: 1000 })).toMatchObject({ acked: 1, missing: [] });
+    expect(first.current.state).toBe('pending');
+    clock.advance(100);
+    await flush();
+    expect(first.current).toEqual({
+      state: 'fulfilled',
+      value: { versions: [1], acked: 0, missing: [busy], exited: 0 },
+    });
+  });
+
+  it('rejects a modifier that is not a string, naming it, and changes nothing', async () => {
+    const { vars } = await setup();
+    // biome-ignore lint/suspicious/noExplicitAny: deliberately ill-typed input
+    await expectInvalid(vars.update('layers', 3, 42 as any), 'modifier', '42');
+    expect(vars.info('layers')).toMatchObject({ value: 2, version: 0, modifier: 'default' });
+  });
+
+  it('subscribe with no names is refused and leaves no subscriber behind', async () => {
+    const rt = runtime();
+    const { vars } = await setup(rt);
+    const s = subscriber(rt);
+    expect(() => vars.subscribe([], s)).toThrow(InvalidArgumentError);
+    expect(vars.stats()).toMatchObject({ subscribers: 0, subscriptions: 0 });
+  });
+
+  it('consensus sees the batch-staged current value for a second change of the same variable', async () => {
+    const seen: unknown[] = [];
+    const { vars } = await setup(runtime(), [
+      {
+        ...LAYERS,
+        policy: {
+          type: 'consensus',
+          decide: async (change) => {
+            seen.push(change.current);
+            return true;
+          },
+        },
+      },
+    ]);
+    await vars.updateBatch([
+      { name: 'layers', value: 3 },
+      { name: 'layers', value: 4 },
+    ]);
+    expect(seen).toEqual([2, 3]);
+    expect(vars.info('layers')).toMatchObject({ value: 4, version: 2 });
+  });
+});

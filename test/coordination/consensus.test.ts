@@ -322,3 +322,18 @@ describe('Consensus: participants and sessions', () => {
     expect((await failed).metadata.reason).toBe('session_exit');
   });
 });
+
+describe('Consensus: regressions', () => {
+  it('weighted: a yes weight exactly at the threshold accepts despite float rounding of the total', async () => {
+    const c = await setup();
+    // 0.1 + 0.2 + 0.3 sums to 0.6000000000000001, so 0.5 of it is 0.30000000000000004 > 0.3.
+    const ps = judges([0, 0, 9]);
+    const rule = { kind: 'weighted', weights: [0.1, 0.2, 0.3], threshold: 0.5 } as const;
+    expect(await c.propose(ps, 1, { rule })).toMatchObject({
+      decided: true,
+      outcome: 'accepted',
+      yes: 1,
+      no: 2,
+    });
+  });
+});
