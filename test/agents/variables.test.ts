@@ -59,6 +59,21 @@ function subscriber(rt: Runtime): AnyRef {
   return rt.spawnSync(VariableSubscriber, undefined);
 }
 
+/** A replica with a one-slot `reject` mailbox, held busy until `gate` settles. */
+function heldSubscriber(rt: Runtime, gate: Promise<void>): AnyRef {
+  const Busy = behaviour<void, VariableReplica, never, never, VariableBroadcast | 'hold'>({
+    init: () => new VariableReplica(),
+    handleCast: async (msg, replica, ctx) => {
+      if (msg === 'hold') await gate;
+      else replica.apply(msg, ctx);
+      return replica;
+    },
+  });
+  const busy = rt.spawnSync(Busy, undefined, { mailbox: { capacity: 1, overflow: 'reject' } });
+  rt.cast(busy, 'hold');
+  return busy;
+}
+
 async function replicaValue(rt: Runtime, ref: AnyRef, name: string): Promise<unknown> {
   return rt.call(ref as never, { type: 'get', name });
 }
@@ -455,16 +470,7 @@ describe('subscriptions and broadcasts', () => {
     const vars = Variables.start(rt, { ackTimeoutMs: 100 });
     await vars.register(LR);
     const gate = deferred();
-    const Busy = behaviour<void, VariableReplica, never, never, VariableBroadcast | 'hold'>({
-      init: () => new VariableReplica(),
-      handleCast: async (msg, replica, ctx) => {
-        if (msg === 'hold') await gate.promise;
-        else replica.apply(msg, ctx);
-        return replica;
-      },
-    });
-    const busy = rt.spawnSync(Busy, undefined, { mailbox: { capacity: 1, overflow: 'reject' } });
-    rt.cast(busy, 'hold');
+    const busy = heldSubscriber(rt, gate.promise);
     vars.subscribe('lr', busy); // the initial sync takes the one mailbox slot
     const result = watch(vars.update('lr', 0.3));
     await flush();
@@ -605,16 +611,7 @@ describe('regressions', () => {
     const vars = Variables.start(rt, { ackTimeoutMs: 100 });
     await vars.register(LR);
     const gate = deferred();
-    const Busy = behaviour<void, VariableReplica, never, never, VariableBroadcast | 'hold'>({
-      init: () => new VariableReplica(),
-      handleCast: async (msg, replica, ctx) => {
-        if (msg === 'hold') await gate.promise;
-        else replica.apply(msg, ctx);
-        return replica;
-      },
-    });
-    const busy = rt.spawnSync(Busy, undefined, { mailbox: { capacity: 1, overflow: 'reject' } });
-    rt.cast(busy, 'hold');
+    const busy = heldSubscriber(rt, gate.promise);
     vars.subscribe('lr', busy); // the initial sync takes the one mailbox slot
     const first = watch(vars.update('lr', 0.3)); // refused: never reaches busy
     await flush();
