@@ -1,6 +1,6 @@
 /** Small helpers shared by the kernel tests. None of them waits for time. */
 import { afterEach } from 'vitest';
-import { Runtime, type RuntimeOptions } from '../../src/kernel/index.js';
+import { type AnyRef, behaviour, Runtime, type RuntimeOptions } from '../../src/kernel/index.js';
 
 /**
  * A runtime factory for one test file: every runtime it makes is shut down after each test, so a
@@ -62,3 +62,12 @@ export function watch<T>(promise: Promise<T>): { readonly current: PromiseState<
   );
   return box;
 }
+
+/** Tells the ref it was given that it is terminating, then never finishes terminate. */
+export const StuckInTerminate = behaviour<AnyRef, AnyRef>({
+  init: (r) => r,
+  terminate(_reason, r, ctx) {
+    ctx.send(r, 'terminating');
+    return new Promise<void>(() => {});
+  },
+});

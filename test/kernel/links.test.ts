@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type AnyRef, behaviour, isNormalExit, reply, stop } from '../../src/kernel/index.js';
 import { awaitExit, probe } from '../../src/kernel/testkit.js';
-import { flush, runtimeFactory } from './helpers.js';
+import { flush, runtimeFactory, StuckInTerminate } from './helpers.js';
 
 /** Every runtime a test makes is shut down after it. */
 const runtime = runtimeFactory();
@@ -147,14 +147,7 @@ describe('links', () => {
   it('kill reaches an agent stuck in an async terminate', async () => {
     const rt = runtime();
     const report = probe(rt);
-    const Stuck = behaviour<AnyRef, AnyRef>({
-      init: (r) => r,
-      terminate(_reason, r, ctx) {
-        ctx.send(r, 'terminating');
-        return new Promise<void>(() => {});
-      },
-    });
-    const ref = await rt.spawn(Stuck, report.ref);
+    const ref = await rt.spawn(StuckInTerminate, report.ref);
     const exit = awaitExit(rt, ref);
     void rt.stop(ref, 'normal');
     await report.expectMessage('terminating');

@@ -15,7 +15,7 @@ import {
   VirtualClock,
 } from '../../src/kernel/index.js';
 import { awaitExit, awaitTelemetry, probe } from '../../src/kernel/testkit.js';
-import { type Deferred, deferred, flush, runtimeFactory, watch } from './helpers.js';
+import { type Deferred, deferred, flush, runtimeFactory, StuckInTerminate, watch } from './helpers.js';
 
 /** Every runtime a test makes is shut down after it. */
 const runtime = runtimeFactory();
@@ -515,14 +515,7 @@ describe('shutdown', () => {
     const clock = new VirtualClock();
     const rt = new Runtime({ clock });
     const report = probe(rt);
-    const Stuck = behaviour<AnyRef, AnyRef>({
-      init: (r) => r,
-      terminate(_reason, r, ctx) {
-        ctx.send(r, 'terminating');
-        return new Promise<void>(() => {});
-      },
-    });
-    const ref = await rt.spawn(Stuck, report.ref);
+    const ref = await rt.spawn(StuckInTerminate, report.ref);
     const exit = awaitExit(rt, ref);
     const done = rt.shutdown(100);
     await report.expectMessage('terminating');
