@@ -56,9 +56,12 @@ export class UnknownVariableError extends MabeamError {
 /** A change to a consensus-governed variable that `decide` refused (or that `decide` failed on). */
 export class VariableRejectedError extends MabeamError {
   readonly variable: string;
-  constructor(variable: string, detail: string) {
+  /** What `decide` gave as evidence for the refusal (the consensus result, for one). */
+  readonly evidence: unknown;
+  constructor(variable: string, detail: string, evidence?: unknown) {
     super(VariableErrorCodes.REJECTED, `change of variable ${JSON.stringify(variable)} rejected: ${detail}`);
     this.variable = variable;
+    this.evidence = evidence;
   }
 }
 
@@ -96,14 +99,29 @@ export interface ProposedChange {
 }
 
 /**
+ * What a consensus `decide` answers: a boolean, or a verdict that also says why (`reason`, put in
+ * the rejection's message) and carries `evidence` (kept on VariableRejectedError, such as the
+ * consensus session's result with its tally).
+ */
+export type ConsensusVerdict =
+  | boolean
+  | { readonly accepted: boolean; readonly reason?: string; readonly evidence?: unknown };
+
+/** The consensus conflict policy (`consensusPolicy` in the coordination layer builds one). */
+export interface ConsensusPolicy {
+  readonly type: 'consensus';
+  readonly decide: (change: ProposedChange) => Promise<ConsensusVerdict>;
+}
+
+/**
  * How a write meets the current value. `last-write-wins` takes the proposed value; a function
  * resolves `(current, proposed, modifier)` to the value to store (validated like any other);
- * `consensus` asks `decide` (plugged in by the coordination layer) and applies only on true.
+ * `consensus` asks `decide` (plugged in by the coordination layer) and applies only on acceptance.
  */
 export type ConflictPolicy =
   | 'last-write-wins'
   | ((current: unknown, proposed: unknown, modifier: string) => unknown)
-  | { readonly type: 'consensus'; readonly decide: (change: ProposedChange) => Promise<boolean> };
+  | ConsensusPolicy;
 
 export interface VariableSpec {
   readonly name: string;
@@ -539,6 +557,11 @@ export class Variables {
     return v === undefined ? undefined : { name, value: v.value, version: v.version, modifier: v.modifier };
   }
 
+  /** The spec a variable was registered with; undefined for an unknown name. */
+  spec(name: string): VariableSpec | undefined {
+    return this.#vars.get(name)?.spec;
+  }
+
   /** Registered names. */
   names(): string[] {
     return [...this.#vars.keys()];
@@ -819,24 +842,33 @@ export class Variables {
   ): Promise<WriteReply | undefined> {
     for (const i of which) {
       const v = vars[i] as Variable;
-      const policy = v.spec.policy as { decide: (c: ProposedChange) => Promise<boolean> };
+      const policy = v.spec.policy as ConsensusPolicy;
       const req = msg.changes[i] as ChangeRequest;
-      let ok: boolean;
+      let verdict: ConsensusVerdict;
       try {
-        ok =
-          (await policy.decide({
-            name: v.spec.name,
-            current: currents[i],
-            proposed: values[i],
-            modifier: req.modifier ?? 'anonymous',
-          })) === true;
+        verdict = await policy.decide({
+          name: v.spec.name,
+          current: currents[i],
+          proposed: values[i],
+          modifier: req.modifier ?? 'anonymous',
+        });
       } catch (error) {
         this.#stats.rejected++;
-        return failure(new VariableRejectedError(v.spec.name, `decide failed: ${describe(error)}`));
+        return failure(new VariableRejectedError(v.spec.name, `decide failed: ${describe(error)}`, error));
       }
-      if (!ok) {
+      const accepted =
+        typeof verdict === 'object' && verdict !== null ? verdict.accepted === true : verdict === true;
+      if (!accepted) {
         this.#stats.rejected++;
-        return failure(new VariableRejectedError(v.spec.name, 'consensus refused'));
+        const reason = typeof verdict === 'object' && verdict !== null ? verdict.reason : undefined;
+        const evidence = typeof verdict === 'object' && verdict !== null ? verdict.evidence : undefined;
+        return failure(
+          new VariableRejectedError(
+            v.spec.name,
+            `consensus refused${reason === undefined ? '' : `: ${reason}`}`,
+            evidence,
+          ),
+        );
       }
     }
     // The owner took no other write while deciding, so the validation still holds; a variable

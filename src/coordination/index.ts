@@ -21,3 +21,12 @@ export {
   type VoteMessage,
   withVoting,
 } from './consensus.js';
+export {
+  consensusPolicy,
+  isVariableChangeProposal,
+  type ProposeChangeOptions,
+  type ProposeChangeOutcome,
+  proposeChange,
+  type VariableChangeProposal,
+  type VariableConsensusOptions,
+} from './variable-consensus.js';
