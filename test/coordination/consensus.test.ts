@@ -6,7 +6,10 @@ import {
   type ConsensusResult,
   castVote,
   type ProposalMessage,
+  type SessionId,
+  type SessionRef,
   type Vote,
+  type VoteMessage,
   withVoting,
 } from '../../src/coordination/consensus.js';
 import {
@@ -341,3 +344,78 @@ describe('Consensus: regressions', () => {
     });
   });
 });
+
+describe('castVote: one vote object per participant, reused only once read', () => {
+  interface Rec {
+    readonly clear: boolean;
+    /** What each vote said when it was read. */
+    readonly said: [SessionId, Vote][];
+    readonly objects: VoteMessage[];
+    readonly onRead: () => void;
+  }
+  /** A collector that records each vote object; clears `inFlight` only if `clear` (a reading session). */
+  const Recorder = behaviour<Rec, Rec, never, never, VoteMessage>({
+    init: (s) => s,
+    handleCast(msg, s) {
+      s.said.push([msg.id, msg.vote]);
+      s.objects.push(msg);
+      if (s.clear) msg.inFlight = false;
+      s.onRead();
+      return s;
+    },
+  });
+  /** Casts every vote it is given in one handler run, so all are in flight together. */
+  const Voter = behaviour<void, void, never, never, readonly [ProposalMessage, Vote][]>({
+    init: () => undefined,
+    handleCast(votes, s, ctx) {
+      for (const [p, v] of votes) castVote(ctx as never, p, v);
+      return s;
+    },
+  });
+
+  it.each([true, false])(
+    'votes cast before any is read keep their own values (collector clears: %s)',
+    async (clear) => {
+      const rt = new Runtime();
+      let read = deferredCount(3);
+      const rec: Rec = { clear, said: [], objects: [], onRead: () => read.tick() };
+      const session = rt.spawnSync(Recorder, rec) as unknown as SessionRef;
+      const voter = rt.spawnSync(Voter, undefined);
+      const p = (id: number): ProposalMessage => ({ type: 'proposal', session, id, proposal: id });
+      rt.cast(voter, [
+        [p(1), 'yes'],
+        [p(2), 'no'],
+        [p(3), 'abstain'],
+      ]);
+      await read.done;
+      expect(rec.said).toEqual([
+        [1, 'yes'],
+        [2, 'no'],
+        [3, 'abstain'],
+      ]);
+      expect(new Set(rec.objects).size).toBe(3);
+      // Once read (and cleared), the participant's pooled object is used again.
+      read = deferredCount(1);
+      rt.cast(voter, [[p(4), 'no']]);
+      await read.done;
+      expect(rec.said.at(-1)).toEqual([4, 'no']);
+      if (clear) expect(rec.objects[3]).toBe(rec.objects[0]);
+      else expect(new Set(rec.objects).size).toBe(4);
+      await rt.shutdown();
+    },
+  );
+});
+
+function deferredCount(n: number): { tick: () => void; done: Promise<void> } {
+  let left = n;
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return {
+    tick: () => {
+      if (--left === 0) resolve();
+    },
+    done,
+  };
+}

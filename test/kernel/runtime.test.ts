@@ -566,3 +566,34 @@ describe('two runtimes', () => {
     expect(b.count).toBe(1);
   });
 });
+
+describe('ctx.local: agent-local storage for libraries', () => {
+  it('keeps one value per key per agent, made once, separate between agents', async () => {
+    const rt = new Runtime();
+    const A = {};
+    const B = {};
+    let made = 0;
+    const Local = behaviour<void, void, 'get', [unknown, unknown, unknown]>({
+      init: () => undefined,
+      handleCall: (_m, _f, s, ctx) => {
+        const a1 = ctx.local(A, () => ({ made: ++made }));
+        const b = ctx.local(B, () => ({ made: ++made }));
+        const a2 = ctx.local(A, () => ({ made: ++made }));
+        return reply([a1, b, a2], s);
+      },
+    });
+    const x = rt.spawnSync(Local, undefined);
+    const y = rt.spawnSync(Local, undefined);
+    const [xa, xb, xa2] = await rt.call(x, 'get');
+    expect(xa).toBe(xa2);
+    expect(xb).not.toBe(xa);
+    const [xa3, xb3] = await rt.call(x, 'get');
+    expect([xa3, xb3]).toEqual([xa, xb]);
+    expect(xa3).toBe(xa);
+    expect(xb3).toBe(xb);
+    const [ya] = await rt.call(y, 'get');
+    expect(ya).not.toBe(xa);
+    expect(made).toBe(4);
+    await rt.shutdown();
+  });
+});
