@@ -12,10 +12,12 @@ const maps = Object.entries(mabeam).filter(
 describe('error codes', () => {
   it('every layer exports a code map', () => {
     expect(maps.map(([name]) => name).sort()).toEqual([
+      'BarrierErrorCodes',
       'CircuitBreakerErrorCodes',
       'ConfigErrorCodes',
       'ErrorCodes',
       'EventStoreErrorCodes',
+      'LeaseErrorCodes',
       'MetricsErrorCodes',
       'PoolErrorCodes',
       'RateLimiterErrorCodes',

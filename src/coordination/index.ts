@@ -1,4 +1,26 @@
-/** Coordination protocols as supervised session agents: voting consensus (election, barrier, lease next). */
+/** Coordination protocols as agents: voting consensus, variables changed by consensus, leader election, barriers, lease locks with fencing. */
+
+export {
+  AlreadyArrivedError,
+  BARRIER_FAILED,
+  BARRIER_TRIPPED,
+  BarrierBrokenError,
+  BarrierErrorCodes,
+  type BarrierFailure,
+  BarrierHandle,
+  type BarrierId,
+  type BarrierMessage,
+  type BarrierOptions,
+  type BarrierRef,
+  type BarrierResult,
+  Barriers,
+  type BarriersOptions,
+  type BarrierTripped,
+  isBarrierMessage,
+  NotPartyError,
+  type PartyArg,
+  type PartySpec,
+} from './barrier.js';
 export {
   CONSENSUS_FAILED,
   CONSENSUS_REACHED,
@@ -21,6 +43,26 @@ export {
   type VoteMessage,
   withVoting,
 } from './consensus.js';
+export {
+  Fence,
+  FencedError,
+  FencedStore,
+  LEASE_EXPIRED,
+  LEASE_GRANTED,
+  LEASE_RELEASED,
+  LEASE_TIMEOUT,
+  type LeaseAcquireOptions,
+  LeaseErrorCodes,
+  LeaseExpiredError,
+  type LeaseGrant,
+  type LeaseHolder,
+  LeaseHolderExitedError,
+  LeaseLock,
+  type LeaseLockOptions,
+  type LeaseLockRef,
+  LeaseTimeoutError,
+  StaleTokenError,
+} from './lease.js';
 export {
   consensusPolicy,
   isVariableChangeProposal,
