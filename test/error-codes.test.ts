@@ -12,6 +12,8 @@ const maps = Object.entries(mabeam).filter(
 describe('error codes', () => {
   it('every layer exports a code map', () => {
     expect(maps.map(([name]) => name).sort()).toEqual([
+      'AgentPoolErrorCodes',
+      'AgentRegistryErrorCodes',
       'BarrierErrorCodes',
       'CircuitBreakerErrorCodes',
       'ConfigErrorCodes',

@@ -1,2 +1,4 @@
-/** The MABEAM agent layer: universal variables (agent specs, the agent registry and pool come next). */
+/** The MABEAM agent layer: agent specs and the agent registry/supervisor, the agent pool, universal variables. */
+export * from './agent-pool.js';
+export * from './agent-registry.js';
 export * from './variables.js';

@@ -538,14 +538,10 @@ function reap<R>(s: PoolState<R>): void {
 }
 
 /**
- * Close: reject waiters, destroy every resource (lent ones too). With `wait`, also wait for user
- * code still running (creates, health checks, destroys); resources those make are destroyed when
- * they finish either way (see `deliver`).
- */
-/**
  * Close the pool: reject waiters, destroy idle and lent resources. With `waitMs > 0`, also wait
  * (at most that long, on the runtime clock) for create/validate/destroy calls still running, so a
- * user callback that never settles cannot hold close() forever.
+ * user callback that never settles cannot hold close() forever; resources those make are
+ * destroyed when they finish either way (see `deliver`).
  */
 async function shutdown<R>(s: PoolState<R>, waitMs: number): Promise<void> {
   if (s.closed) return;
