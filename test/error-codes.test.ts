@@ -17,6 +17,7 @@ describe('error codes', () => {
       'BarrierErrorCodes',
       'CircuitBreakerErrorCodes',
       'ConfigErrorCodes',
+      'ElectionErrorCodes',
       'ErrorCodes',
       'EventStoreErrorCodes',
       'LeaseErrorCodes',
