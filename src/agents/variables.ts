@@ -274,8 +274,10 @@ export const VariableSubscriber = behaviour<
 >({
   init: () => new VariableReplica(),
   handleCall: (msg, _from, replica) => reply(replica.get(msg.name), replica),
+  // Only broadcasts are applied; any other cast (a consensus proposal: this agent does not vote)
+  // is ignored rather than crashing the agent.
   handleCast: (msg, replica, ctx) => {
-    replica.apply(msg, ctx);
+    handleVariables(msg, replica, ctx);
     return replica;
   },
 });
@@ -334,6 +336,8 @@ export interface VariablesOptions {
 }
 
 const EMPTY: readonly AnyRef[] = Object.freeze([]);
+/** The owner's deadline message, posted by its timer. */
+const EXPIRE = Object.freeze({ t: 'expire' as const });
 
 /**
  * Every broadcast change is made here, so they share one hidden class, and that class is first
@@ -396,7 +400,7 @@ type OwnerCall =
   | { readonly t: 'register'; readonly spec: VariableSpec }
   | { readonly t: 'delete'; readonly name: string };
 type WriteReply = WriteResult | { readonly error: unknown };
-type OwnerRef = AgentRef<OwnerCall, WriteReply, VariableAck, never>;
+type OwnerRef = AgentRef<OwnerCall, WriteReply, VariableAck, typeof EXPIRE>;
 
 function failure(error: unknown): { readonly error: unknown } {
   return { error };
@@ -541,7 +545,7 @@ export class Variables {
       throw new InvalidArgumentError('ackTimeoutMs', 'must be a positive finite number of ms', ack);
     }
     return new Variables(runtime, ack, (svc) => {
-      const owner = behaviour<void, null, OwnerCall, WriteReply, VariableAck>({
+      const owner = behaviour<void, null, OwnerCall, WriteReply, VariableAck, typeof EXPIRE>({
         init: (_args, ctx) => {
           svc.#ctx = ctx;
           return null;
@@ -563,6 +567,10 @@ export class Variables {
         },
         handleCast: (ack, state) => {
           svc.#ack(ack);
+          return state;
+        },
+        handleInfo: (msg, state) => {
+          if (msg === EXPIRE) svc.#expire();
           return state;
         },
         terminate: () => {
@@ -1063,8 +1071,14 @@ export class Variables {
   #arm(at: number): void {
     this.#stopTimer();
     this.#timerAt = at;
+    // The timer only posts EXPIRE to the owner: handled in mailbox order, after every ack that
+    // arrived before the deadline, even when the owner was busy (waiting on a consensus vote).
     this.#timer = this.runtime.clock.setTimeout(
-      () => this.#expire(),
+      () => {
+        this.#timer = null;
+        this.#timerAt = Number.POSITIVE_INFINITY;
+        this.runtime.send(this.owner, EXPIRE);
+      },
       Math.max(0, at - this.runtime.clock.now()),
     );
   }
@@ -1077,8 +1091,6 @@ export class Variables {
 
   /** Answer every broadcast past its deadline with who is missing; re-arm for the next one. */
   #expire(): void {
-    this.#timer = null;
-    this.#timerAt = Number.POSITIVE_INFINITY;
     const now = this.runtime.clock.now();
     let next = Number.POSITIVE_INFINITY;
     const ctx = this.#ctx as AgentContext<OwnerCall, WriteReply, VariableAck, never>;

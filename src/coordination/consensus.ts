@@ -350,6 +350,47 @@ export const ConsensusSession: Behaviour<
 };
 
 /** Validate a proposal's input and work out weights and the acceptance threshold. */
+/**
+ * Check what of a rule does not depend on the participants (kind, threshold, weight values, a
+ * quorum of at least 1): for rules fixed before the participants are known. `propose` checks
+ * the rest (weights per participant, quorum at most the participants).
+ */
+export function checkRule(rule: unknown): ConsensusRule {
+  if (rule === null || typeof rule !== 'object' || !('kind' in rule)) {
+    throw new InvalidArgumentError('rule', 'must be {kind: majority|unanimous|weighted|quorum, ...}', rule);
+  }
+  const r = rule as Record<string, unknown>;
+  switch (r.kind) {
+    case 'majority':
+    case 'unanimous':
+      break;
+    case 'weighted': {
+      const { threshold, weights } = r;
+      if (typeof threshold !== 'number' || !(threshold > 0 && threshold <= 1)) {
+        throw new InvalidArgumentError('rule threshold', 'must be a fraction in (0, 1]', threshold);
+      }
+      if (!Array.isArray(weights))
+        throw new InvalidArgumentError('rule weights', 'must be an array', weights);
+      weights.forEach((w: unknown, i) => {
+        if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
+          throw new InvalidArgumentError(`rule weights[${i}]`, 'must be a finite number >= 0', w);
+        }
+      });
+      break;
+    }
+    case 'quorum': {
+      const q = r.quorum;
+      if (typeof q !== 'number' || !Number.isInteger(q) || q < 1) {
+        throw new InvalidArgumentError('rule quorum', 'must be an integer >= 1', q);
+      }
+      break;
+    }
+    default:
+      throw new InvalidArgumentError('rule kind', 'must be majority, unanimous, weighted or quorum', r.kind);
+  }
+  return rule as ConsensusRule;
+}
+
 function prepare(
   participants: unknown,
   rule: unknown,
@@ -533,27 +574,31 @@ interface PooledVote {
   vote: Vote;
   inFlight: boolean;
 }
+/** Per agent (`ctx.local`): the vote object it reuses. */
+interface VoteSlot {
+  vote: PooledVote;
+}
 const POOLED_VOTE = {};
-const blankVote = (): PooledVote => ({
-  type: 'vote',
-  id: '',
-  from: null as unknown as Pid,
-  vote: 'abstain',
-  inFlight: false,
+const blankSlot = (): VoteSlot => ({
+  vote: { type: 'vote', id: '', from: null as unknown as Pid, vote: 'abstain', inFlight: false },
 });
 
 /**
  * Answer `proposal` from inside a participant's callback: cast the vote to its session. The
- * agent's vote object is reused once the session has read it (see `VoteMessage.inFlight`).
+ * agent's vote object is reused once the session has read it (see `VoteMessage.inFlight`); while
+ * it is unread (a session that decided early and stopped never reads it), a fresh one is cast and
+ * kept for reuse instead.
  */
 export function castVote(
   ctx: AgentContext<unknown, unknown, unknown, unknown>,
   proposal: ProposalMessage,
   vote: Vote,
 ): void {
-  let msg = ctx.local(POOLED_VOTE, blankVote);
+  const slot = ctx.local(POOLED_VOTE, blankSlot);
+  let msg = slot.vote;
   if (msg.inFlight) {
     msg = { type: 'vote', id: proposal.id, from: ctx.self, vote, inFlight: true };
+    slot.vote = msg;
   } else {
     msg.id = proposal.id;
     msg.from = ctx.self;

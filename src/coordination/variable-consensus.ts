@@ -25,7 +25,7 @@ import {
 } from '../agents/index.js';
 import type { AnyRef, Pid } from '../kernel/index.js';
 import { InvalidArgumentError } from '../kernel/index.js';
-import type { Consensus, ConsensusResult, ConsensusRule } from './consensus.js';
+import { type Consensus, type ConsensusResult, type ConsensusRule, checkRule } from './consensus.js';
 
 /** What the participants of a variable's consensus are asked (the `proposal` of the session). */
 export interface VariableChangeProposal {
@@ -44,7 +44,8 @@ export interface VariableConsensusOptions {
   readonly deadlineMs?: number;
   /**
    * Who votes on a change. Default: the agents subscribed to the variable at the time of the
-   * proposal.
+   * proposal. Participants vote with their own logic (`withVoting`); one that does not vote (the
+   * ready-made `VariableSubscriber`, say) stays pending until the deadline.
    */
   readonly participants?: (change: ProposedChange) => readonly (AnyRef | Pid)[];
   /**
@@ -68,7 +69,8 @@ export function consensusPolicy(
   variables: Variables,
   options: VariableConsensusOptions = {},
 ): ConsensusPolicy {
-  const rule = options.rule ?? { kind: 'majority' };
+  // Checked here so a bad rule or deadline fails when the policy is made, not at the first write.
+  const rule = checkRule(options.rule ?? { kind: 'majority' });
   const deadlineMs = options.deadlineMs ?? 1000;
   const whenNone = options.whenNoParticipants ?? 'reject';
   if (whenNone !== 'accept' && whenNone !== 'reject') {
@@ -77,7 +79,6 @@ export function consensusPolicy(
   if (options.participants !== undefined && typeof options.participants !== 'function') {
     throw new InvalidArgumentError('participants', 'must be a function of the change', options.participants);
   }
-  // Checked here so a bad rule or deadline fails at registration, not at the first write.
   if (!Number.isFinite(deadlineMs) || deadlineMs <= 0) {
     throw new InvalidArgumentError('deadlineMs', 'must be a positive number of ms', deadlineMs);
   }

@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   handleVariables,
   UnknownVariableError,
+  VariableRejectedError,
   VariableReplica,
   type VariableSpec,
+  VariableSubscriber,
   Variables,
 } from '../../src/agents/variables.js';
 import { Consensus, withVoting } from '../../src/coordination/consensus.js';
@@ -16,6 +18,7 @@ import {
 import {
   type AnyRef,
   behaviour,
+  DynamicSupervisor,
   InvalidArgumentError,
   Runtime,
   reply,
@@ -196,6 +199,77 @@ describe('proposeChange: variables governed by consensus', () => {
     });
     await expect(proposeChange(vars, 'lr', 0.2)).rejects.toThrow(/directory down/);
     expect(vars.info('lr')?.version).toBe(0);
+    await rt.shutdown();
+  });
+});
+
+describe('proposeChange: regressions', () => {
+  it('the ready-made VariableSubscriber, asked to vote as a subscriber, ignores the proposal and stays subscribed', async () => {
+    const clock = new VirtualClock();
+    const rt = new Runtime({ clock });
+    const vars = Variables.start(rt);
+    const consensus = await Consensus.start(rt);
+    await vars.register({ ...LR, policy: consensusPolicy(consensus, vars, { deadlineMs: 100 }) });
+    const sub = rt.spawnSync(VariableSubscriber, undefined);
+    vars.subscribe('lr', sub);
+    const exits: unknown[] = [];
+    rt.onExit(sub, (r) => exits.push(r));
+    const out = proposeChange(vars, 'lr', 0.2);
+    // Once the session has started (the supervisor answers after starting it), the proposal is in
+    // the subscriber's mailbox; a call behind it returns once the proposal was handled.
+    await DynamicSupervisor.countChildren(rt, consensus.supervisor);
+    expect(await rt.call(sub, { type: 'get', name: 'lr' })).toBe(0.1);
+    clock.advance(100);
+    expect(await out).toMatchObject({ accepted: false, consensus: { reason: 'deadline', pending: 1 } });
+    expect(exits).toEqual([]);
+    expect(vars.subscribers('lr')).toHaveLength(1);
+    await rt.shutdown();
+  });
+
+  it('an ack that arrived before its deadline counts, even while the owner was waiting on a vote', async () => {
+    const clock = new VirtualClock();
+    const rt = new Runtime({ clock });
+    const vars = Variables.start(rt, { ackTimeoutMs: 100 });
+    const consensus = await Consensus.start(rt);
+    // A participant that never answers: the vote on `b` runs to its 1000 ms deadline.
+    const asked = deferred();
+    const Slow = withVoting(behaviour<void, void>({ init: () => undefined }), () => {
+      asked.resolve();
+      return null;
+    });
+    const slow = rt.spawnSync(Slow, undefined);
+    await vars.register({ name: 'a', kind: { type: 'int', min: 0, max: 9 }, default: 0 });
+    await vars.register({
+      name: 'b',
+      kind: { type: 'int', min: 0, max: 9 },
+      default: 0,
+      policy: consensusPolicy(consensus, vars, { deadlineMs: 1000, participants: () => [slow] }),
+    });
+    const sub = rt.spawnSync(VariableSubscriber, undefined);
+    vars.subscribe('a', sub);
+    const wa = vars.update('a', 1);
+    const wb = vars.update('b', 1).catch((e: unknown) => e);
+    await asked.promise; // the owner is waiting on b's vote
+    // The subscriber applied a's broadcast (and cast its ack, now queued at the busy owner).
+    expect(await rt.call(sub, { type: 'get', name: 'a' })).toBe(1);
+    clock.advance(150); // a's ack deadline passes while the owner is still busy
+    clock.advance(900); // b's vote reaches its deadline; the owner reads its mailbox again
+    expect(await wa).toMatchObject({ acked: 1, missing: [] });
+    expect(await wb).toBeInstanceOf(VariableRejectedError);
+    await rt.shutdown();
+  });
+
+  it('a bad rule is refused when the policy is made', async () => {
+    const rt = new Runtime();
+    const vars = Variables.start(rt);
+    const consensus = await Consensus.start(rt);
+    expect(() => consensusPolicy(consensus, vars, { rule: { kind: 'quorum', quorum: 0 } })).toThrow(
+      /rule quorum/,
+    );
+    expect(() => consensusPolicy(consensus, vars, { rule: { kind: 'vibes' } as never })).toThrow(/rule kind/);
+    expect(() =>
+      consensusPolicy(consensus, vars, { rule: { kind: 'weighted', weights: [1, -1], threshold: 0.5 } }),
+    ).toThrow(/weights\[1\]/);
     await rt.shutdown();
   });
 });
