@@ -14,6 +14,7 @@ describe('error codes', () => {
     expect(maps.map(([name]) => name).sort()).toEqual([
       'AgentPoolErrorCodes',
       'AgentRegistryErrorCodes',
+      'AuctionErrorCodes',
       'BarrierErrorCodes',
       'CircuitBreakerErrorCodes',
       'ConfigErrorCodes',
@@ -21,6 +22,7 @@ describe('error codes', () => {
       'ErrorCodes',
       'EventStoreErrorCodes',
       'LeaseErrorCodes',
+      'LedgerErrorCodes',
       'MetricsErrorCodes',
       'PoolErrorCodes',
       'RateLimiterErrorCodes',

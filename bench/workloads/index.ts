@@ -1,5 +1,6 @@
 /** Every workload of the suite, in BENCH_SPEC.md's order (the main table, then the later ones). */
 import type { Workload } from '../harness.js';
+import { auctionVickrey100 } from './auction-vickrey-100.js';
 import { callRoundtrip } from './call-roundtrip.js';
 import { castThroughput } from './cast-throughput.js';
 import { consensusRound100 } from './consensus-round-100.js';
@@ -30,4 +31,5 @@ export const workloads: readonly Workload[] = [
   eventSubscribeLag,
   variableSync1000,
   consensusRound100Faults,
+  auctionVickrey100,
 ];
