@@ -231,6 +231,8 @@ export interface BarrierCast {
   readonly type: 'arrive';
   readonly index: number;
   readonly notify: Pid;
+  /** Its key in `BarrierSession.casting`, cleared when the session handles it. */
+  readonly ticket: number;
 }
 /** @internal timer message of a session */
 export interface BarrierDeadline {
@@ -263,6 +265,12 @@ export interface BarrierSession {
   readonly dead: Map<number, unknown>;
   calls: From<ArriveReply | undefined>[];
   notify: Pid[];
+  /**
+   * Arrivals cast by `castArrive` that the session has not handled yet, by ticket: an arrival
+   * still in the mailbox when the session stops is answered from here (a refusal), not lost.
+   */
+  readonly casting: Map<number, { readonly notify: Pid; readonly index: number }>;
+  nextTicket: number;
   timer: TimerRef | null;
   monitors: Map<number, number>;
   ended: boolean;
@@ -313,15 +321,41 @@ function publish(runtime: Runtime, result: BarrierResult): void {
   }
 }
 
+/** Send `msg` to an agent that may have exited meanwhile (a dead one has nobody to tell). */
+function tell(runtime: Runtime, pid: Pid, msg: BarrierMessage): void {
+  try {
+    runtime.send(pid, msg);
+  } catch {
+    // A full mailbox under the reject policy: like a timer, there is no sender to tell.
+  }
+}
+
+/**
+ * Refuse every cast arrival the session has not handled (it is stopping, or has stopped, with
+ * them in its mailbox): the barrier has failed, or (one-shot, tripped) every party had arrived.
+ * @internal (the handle's exit hook uses it too)
+ */
+export function refuseCasting(s: BarrierSession, runtime: Runtime, final: BarrierResult): void {
+  if (s.casting.size === 0) return;
+  const casting = [...s.casting.values()];
+  s.casting.clear();
+  const broken = final.outcome === 'failed' ? new BarrierBrokenError(final) : undefined;
+  for (const { notify, index } of casting) {
+    const error = broken ?? new AlreadyArrivedError(s.id, s.names[index] as string, final.generation);
+    tell(runtime, notify, { type: 'barrier', id: s.id, outcome: 'refused', error });
+  }
+}
+
 /** End the barrier for everyone with `result`. @internal (the handle's exit hook uses it too) */
 export function failAll(s: BarrierSession, runtime: Runtime, result: BarrierFailure, ctx?: SessionCtx): void {
   s.ended = true;
   const error = new BarrierBrokenError(result);
   if (ctx !== undefined) for (const from of s.calls) ctx.reply(from, { ok: false, error });
   const msg: BarrierMessage = { type: 'barrier', id: s.id, outcome: 'failed', result };
-  for (const pid of s.notify) runtime.send(pid, msg);
+  for (const pid of s.notify) tell(runtime, pid, msg);
   s.calls = [];
   s.notify = [];
+  refuseCasting(s, runtime, result);
   s.done(result);
   publish(runtime, result);
 }
@@ -368,6 +402,8 @@ function trip(s: BarrierSession, ctx: SessionCtx): CastResult<BarrierSession> {
   publish(ctx.runtime, result);
   if (!s.cyclic) {
     s.ended = true;
+    // Arrivals still queued can only be second ones: every party has arrived.
+    refuseCasting(s, ctx.runtime, result);
     s.done(result);
     return stop('normal', s);
   }
@@ -432,6 +468,7 @@ export const BarrierSessionBehaviour: Behaviour<
 
   handleCast(msg, s, ctx): CastResult<BarrierSession> {
     if (msg.type !== 'arrive') return s;
+    s.casting.delete(msg.ticket);
     const error = arrive(s, msg.index);
     if (error !== undefined) {
       ctx.send(msg.notify, { type: 'barrier', id: s.id, outcome: 'refused', error } satisfies BarrierMessage);
@@ -611,17 +648,23 @@ export class BarrierHandle {
       answer = await this.#runtime.call(this.ref, { type: 'arrive', index, wait }, Number.POSITIVE_INFINITY);
     } catch (error) {
       if (!(error instanceof NoProcessError || error instanceof ExitError)) throw error;
-      // The session is gone; its exit hook has settled the result already.
-      const final = this.#final();
-      if (final === undefined) throw error;
-      // A one-shot barrier trips only when every party has arrived: this one already had.
-      if (final.outcome === 'tripped')
-        throw new AlreadyArrivedError(this.id, this.parties[index] as string, 0);
-      throw new BarrierBrokenError(final);
+      // The session is gone; its exit hook has normally settled the result already.
+      throw this.#gone(index, error instanceof ExitError ? error.reason : 'noproc');
     }
     if (answer === undefined) throw new Error('barrier session answered an arrival with nothing');
     if (!answer.ok) throw answer.error;
     return answer;
+  }
+
+  /** Why an arrival for party `index` cannot be made: the session is gone. */
+  #gone(index: number, exitReason: unknown): AlreadyArrivedError | BarrierBrokenError {
+    const final = this.#final();
+    // A barrier ends tripped only when it is one-shot and every party has arrived: this one had.
+    if (final?.outcome === 'tripped') {
+      return new AlreadyArrivedError(this.id, this.parties[index] as string, final.generation);
+    }
+    // The session died and no result was recorded (yet): it failed, as its exit hook will say.
+    return new BarrierBrokenError(final ?? failure(this.#session, 'session_exit', { exitReason }));
   }
 
   /**
@@ -645,26 +688,31 @@ export class BarrierHandle {
 
   /**
    * Arrive from inside an agent's callback, without blocking it: casts the arrival (as `party`,
-   * default the agent itself) and the agent later receives a `BarrierMessage` in handleInfo: the
-   * trip, the failure, or the refusal of a second arrival. Throws NotPartyError at once for a
-   * non-party.
+   * default the agent itself) and the agent later receives exactly one `BarrierMessage` for it in
+   * handleInfo: the trip, the failure, or a refusal: `AlreadyArrivedError` for a second arrival,
+   * `BarrierBrokenError` when the barrier had failed (or its session stopped) before the arrival
+   * was handled. Throws NotPartyError at once for a non-party.
    */
   castArrive(ctx: AgentContext<unknown, unknown, unknown, unknown>, party: PartyArg = ctx): void {
     const index = this.#indexOf(party);
     if (index === undefined) throw new NotPartyError(this.id, party);
-    if (ctx.cast(this.ref as AnyRef, { type: 'arrive', index, notify: ctx.self } satisfies BarrierCast))
-      return;
-    // The session is gone: answer as it would have.
-    const final = this.#final();
-    const msg: BarrierMessage =
-      final === undefined || final.outcome === 'tripped'
-        ? {
-            type: 'barrier',
-            id: this.id,
-            outcome: 'refused',
-            error: new AlreadyArrivedError(this.id, this.parties[index] as string, 0),
-          }
-        : { type: 'barrier', id: this.id, outcome: 'refused', error: new BarrierBrokenError(final) };
+    const s = this.#session;
+    if (!s.ended) {
+      // Recorded before the cast: should the session stop with the arrival still in its mailbox,
+      // failAll, the trip or the exit hook answers it from here.
+      const ticket = ++s.nextTicket;
+      s.casting.set(ticket, { notify: ctx.self, index });
+      const cast: BarrierCast = { type: 'arrive', index, notify: ctx.self, ticket };
+      if (ctx.cast(this.ref as AnyRef, cast)) return;
+      s.casting.delete(ticket);
+    }
+    // The barrier has ended (the session would never read the cast) or its session is gone.
+    const msg: BarrierMessage = {
+      type: 'barrier',
+      id: this.id,
+      outcome: 'refused',
+      error: this.#gone(index, 'noproc'),
+    };
     ctx.send(ctx.self as AnyRef, msg);
   }
 
@@ -746,6 +794,8 @@ export class Barriers {
       dead: new Map(),
       calls: [],
       notify: [],
+      casting: new Map(),
+      nextTicket: 0,
       timer: null,
       monitors: new Map(),
       ended: false,
@@ -757,8 +807,9 @@ export class Barriers {
     })) as BarrierRef;
     // A session stopped before it ended (supervisor shutdown, `kill`) still fails the barrier.
     this.runtime.onExit(ref, (exitReason) => {
-      if (session.ended) return;
-      failAll(session, this.runtime, failure(session, 'session_exit', { exitReason }));
+      if (!session.ended) failAll(session, this.runtime, failure(session, 'session_exit', { exitReason }));
+      // Cast arrivals still unhandled died with the session's mailbox: refuse them.
+      else if (final !== undefined) refuseCasting(session, this.runtime, final);
     });
     return new BarrierHandle(this.runtime, ref, session, byName, result, () => final);
   }

@@ -86,6 +86,7 @@ export {
   type LeaseHolder,
   LeaseHolderExitedError,
   LeaseLock,
+  LeaseLockStoppedError,
   type LeaseLockOptions,
   type LeaseLockRef,
   LeaseTimeoutError,

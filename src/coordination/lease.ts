@@ -9,7 +9,8 @@
  * waiter, in order of arrival, gets it. Waiters give up after `waitMs` with E_LEASE_TIMEOUT.
  *
  * Every grant carries a fencing token: one counter per lock, so tokens strictly increase for each
- * resource across all grants, expiries and holders. A lease alone cannot stop a holder that was
+ * resource across all grants, expiries and holders (and, with the `lastToken` option, across a
+ * lock that takes over from a stopped one). A lease alone cannot stop a holder that was
  * paused past its expiry from acting on stale belief; the storage it writes to can, by refusing
  * tokens lower than the highest it has seen (`FencedStore`, `Fence`).
  *
@@ -24,12 +25,14 @@ import {
   type Behaviour,
   type CallResult,
   describe,
+  ExitError,
   type From,
   InvalidArgumentError,
   isPid,
   MabeamError,
   type MonitorRef,
   type Name,
+  NoProcessError,
   noreply,
   type Pid,
   pidKey,
@@ -53,6 +56,8 @@ export const LeaseErrorCodes = {
   HOLDER_EXITED: 'E_LEASE_HOLDER_EXITED',
   /** A fenced resource refused a write whose token is lower than the highest it has seen. */
   FENCED: 'E_LEASE_FENCED',
+  /** The lock agent stopped (or crashed) before answering: `stop()`, a supervisor, a kill. */
+  LOCK_STOPPED: 'E_LEASE_LOCK_STOPPED',
 } as const;
 
 /** An acquire waited `waitMs` without the resource becoming free. */
@@ -128,6 +133,22 @@ export class FencedError extends MabeamError {
   }
 }
 
+/**
+ * The lock agent is gone: it stopped (`LeaseLock.stop()`), was stopped by its supervisor or the
+ * runtime, or crashed, before answering this call (a waiting acquire, or any call made after).
+ * Every lease it granted ended with it.
+ */
+export class LeaseLockStoppedError extends MabeamError {
+  /** The lock agent's exit reason (`noproc` when it was already gone at the call). */
+  readonly reason: unknown;
+  constructor(reason: unknown, cause?: unknown) {
+    super(LeaseErrorCodes.LOCK_STOPPED, `lease lock stopped with reason ${describe(reason)}`, {
+      cause,
+    });
+    this.reason = reason;
+  }
+}
+
 function pidString(p: Pid): string {
   return `<${p.node}.${p.thread}.${p.id}>`;
 }
@@ -197,7 +218,13 @@ export type LeaseCall =
 
 /** @internal timer messages of the lock agent */
 export type LeaseInfo =
-  | { readonly type: 'expire'; readonly resource: string; readonly token: number }
+  | {
+      readonly type: 'expire';
+      readonly resource: string;
+      readonly token: number;
+      /** Which arming of the lease's timer sent it: older ones (before a renew) are stale. */
+      readonly arm: number;
+    }
   | { readonly type: 'wait_timeout'; readonly waiter: number };
 
 /** The lock agent's handle. */
@@ -211,6 +238,8 @@ interface Lease {
   readonly holderKey: string;
   expiresAt: number;
   timer: TimerRef | null;
+  /** Bumped each time the expiry timer is armed; the timer's message carries it. */
+  arm: number;
 }
 
 interface Waiter {
@@ -303,12 +332,30 @@ function grant(
 ) {
   const now = ctx.runtime.clock.now();
   const token = ++s.lastToken;
-  const lease: Lease = { resource, token, holder, holderKey: key, expiresAt: now + ttlMs, timer: null };
-  lease.timer = ctx.sendAfter({ type: 'expire', resource, token }, ttlMs);
+  const lease: Lease = {
+    resource,
+    token,
+    holder,
+    holderKey: key,
+    expiresAt: now + ttlMs,
+    timer: null,
+    arm: 0,
+  };
+  armExpiry(lease, ctx, ttlMs);
   e.lease = lease;
   watch(s, ctx, holder, key).leases.add(resource);
   emit(s, LEASE_GRANTED, lease);
   return toGrant(lease);
+}
+
+/** (Re-)arm the lease's expiry timer for `ms` from now, replacing any earlier one. */
+function armExpiry(lease: Lease, ctx: LockCtx, ms: number): void {
+  if (lease.timer !== null) ctx.cancelTimer(lease.timer);
+  lease.arm++;
+  lease.timer = ctx.sendAfter(
+    { type: 'expire', resource: lease.resource, token: lease.token, arm: lease.arm },
+    Math.max(0, ms),
+  );
 }
 
 function toGrant(lease: Lease): LeaseGrant {
@@ -407,12 +454,8 @@ function handle(msg: LeaseCall, from: From<LeaseReply>, s: LockState, ctx: LockC
       const lease = e?.lease;
       if (lease == null || lease.token !== msg.token)
         return { ok: false, error: notHeld(e, msg.resource, msg.token) };
-      if (lease.timer !== null) ctx.cancelTimer(lease.timer);
       lease.expiresAt = ctx.runtime.clock.now() + msg.ttlMs;
-      lease.timer = ctx.sendAfter(
-        { type: 'expire', resource: lease.resource, token: lease.token },
-        msg.ttlMs,
-      );
+      armExpiry(lease, ctx, msg.ttlMs);
       return { ok: true, grant: toGrant(lease) };
     }
     case 'release': {
@@ -442,15 +485,27 @@ export const LeaseLockBehaviour: Behaviour<LockState, LockState, LeaseCall, Leas
   handleInfo(msg: LeaseInfo | SystemMessage, s, ctx) {
     switch (msg.type) {
       case 'expire': {
-        const e = s.resources.get(msg.resource);
+        const lease = s.resources.get(msg.resource)?.lease;
         // A lease renewed (new timer) or already ended leaves its old timer's message stale.
-        if (e?.lease?.token === msg.token) settle(s, ctx, msg.resource);
+        if (lease == null || lease.token !== msg.token || lease.arm !== msg.arm) return s;
+        lease.timer = null;
+        settle(s, ctx, msg.resource);
+        // The timer fired before the clock reached expiresAt (Node runs timers on libuv's cached
+        // loop time, which lags RealClock's performance.now()): wait out the rest, or nothing
+        // would end this lease until another operation touched the resource.
+        if (s.resources.get(msg.resource)?.lease === lease) {
+          armExpiry(lease, ctx, lease.expiresAt - ctx.runtime.clock.now());
+        }
         return s;
       }
       case 'wait_timeout': {
         const w = s.waiters.get(msg.waiter);
         if (w === undefined) return s;
         w.timer = null;
+        // A lease whose time is up (its timer's message may still be queued behind this one)
+        // ends first: the waiter may be next, and is then granted rather than timed out.
+        settle(s, ctx, w.resource);
+        if (!s.waiters.has(w.id)) return s;
         dropWaiter(s, ctx, w);
         const e = s.resources.get(w.resource);
         if (e !== undefined) dropIfUnused(s, w.resource, e);
@@ -561,7 +616,14 @@ export class LeaseLock {
   }
 
   async #call(msg: LeaseCall): Promise<LeaseGrant | undefined> {
-    const answer = await this.runtime.call(this.ref, msg, Number.POSITIVE_INFINITY);
+    let answer: LeaseReply;
+    try {
+      answer = await this.runtime.call(this.ref, msg, Number.POSITIVE_INFINITY);
+    } catch (error) {
+      if (error instanceof ExitError) throw new LeaseLockStoppedError(error.reason, error);
+      if (error instanceof NoProcessError) throw new LeaseLockStoppedError('noproc', error);
+      throw error;
+    }
     if (!answer.ok) throw answer.error;
     return answer.grant;
   }
@@ -569,9 +631,10 @@ export class LeaseLock {
   /**
    * Lease `resource` for `holder` for `ttlMs`: at once when it is free, else after the waiters
    * before this one, in order of arrival. Rejects with LeaseTimeoutError (E_LEASE_TIMEOUT) after
-   * `waitMs`, LeaseHolderExitedError (E_LEASE_HOLDER_EXITED) when the holder exits first, and
-   * InvalidArgumentError naming the field for bad input. Not re-entrant: a holder that acquires a
-   * resource it holds waits for its own lease to end.
+   * `waitMs`, LeaseHolderExitedError (E_LEASE_HOLDER_EXITED) when the holder exits first,
+   * LeaseLockStoppedError (E_LEASE_LOCK_STOPPED) when the lock agent stops or crashes first (or
+   * had already), and InvalidArgumentError naming the field for bad input. Not re-entrant: a
+   * holder that acquires a resource it holds waits for its own lease to end.
    */
   async acquire(resource: string, holder: LeaseHolder, options: LeaseAcquireOptions): Promise<LeaseGrant> {
     checkResource(resource);
@@ -596,7 +659,8 @@ export class LeaseLock {
   /**
    * Extend the lease `token` holds on `resource` to `ttlMs` from now. Rejects with
    * LeaseExpiredError (E_LEASE_EXPIRED) when that lease is over and the resource free, or
-   * StaleTokenError (E_LEASE_STALE_TOKEN) when the resource is leased under another token.
+   * StaleTokenError (E_LEASE_STALE_TOKEN) when the resource is leased under another token, and
+   * LeaseLockStoppedError (E_LEASE_LOCK_STOPPED) when the lock agent is gone.
    */
   async renew(resource: string, token: number, ttlMs: number): Promise<LeaseGrant> {
     checkResource(resource);
@@ -627,7 +691,11 @@ export class LeaseLock {
     return this.#s.resources.get(resource)?.waiters.size ?? 0;
   }
 
-  /** Stop the lock agent: every lease ends with it, waiting acquires reject. */
+  /**
+   * Stop the lock agent: every lease ends with it; waiting acquires, and every call made
+   * afterwards, reject with LeaseLockStoppedError (E_LEASE_LOCK_STOPPED, `reason` 'shutdown' for a
+   * waiting acquire, 'noproc' for a later call). Its successor should be started with `lastToken`.
+   */
   stop(): Promise<void> {
     return this.runtime.stop(this.ref, 'shutdown');
   }

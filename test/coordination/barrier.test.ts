@@ -394,3 +394,162 @@ describe('Barrier: cyclic', () => {
     expect(clock.pending).toBe(0); // no deadline timer was armed
   });
 });
+
+describe('Barrier: castArrive is always answered (regressions)', () => {
+  /** The barrier messages a probe has received, in order. */
+  function barrierMessages(p: Probe): BarrierMessage[] {
+    return p.received.map((r) => r.message).filter(isBarrierMessage);
+  }
+
+  /** A party that arrives by castArrive on 'arrive' and crashes on 'crash'; records barrier messages. */
+  const Party = behaviour<
+    { box: { h?: BarrierHandle }; got: BarrierMessage[] },
+    { box: { h?: BarrierHandle }; got: BarrierMessage[] },
+    never,
+    never,
+    string,
+    unknown
+  >({
+    init: (s) => s,
+    handleCast(msg, s, ctx) {
+      if (msg === 'crash') throw new Error('boom');
+      if (msg === 'arrive') s.box.h?.castArrive(ctx);
+      return s;
+    },
+    handleInfo(msg, s) {
+      if (isBarrierMessage(msg)) s.got.push(msg);
+      return s;
+    },
+  });
+  /** Casts each message of a list to its target from inside one handler (so they queue in order). */
+  const Driver = behaviour<void, void, never, never, [AnyRef, string][]>({
+    init: () => undefined,
+    handleCast(list, s, ctx) {
+      for (const [to, m] of list) ctx.cast(to as never, m);
+      return s;
+    },
+  });
+  /** Run `fn` inside an agent's handler: messages it sends queue rather than run inline. */
+  function inHandler(fn: () => void): void {
+    const Runner = behaviour<void, void, never, never, () => void>({
+      init: () => undefined,
+      handleCast(f, s) {
+        f();
+        return s;
+      },
+    });
+    rt.cast(rt.spawnSync(Runner, undefined), fn);
+  }
+
+  it('an arrival queued behind the DOWN that fails the barrier is refused with the failure', async () => {
+    const b = await setup();
+    const box: { h?: BarrierHandle } = {};
+    const aGot: BarrierMessage[] = [];
+    const pa = rt.spawnSync(Party, { box, got: aGot });
+    const pb = rt.spawnSync(Party, { box, got: [] });
+    const h = await b.create({
+      parties: [
+        { name: 'a', ref: pa },
+        { name: 'b', ref: pb },
+      ],
+      deadlineMs: 1000,
+    });
+    box.h = h;
+    const driver = rt.spawnSync(Driver, undefined);
+    // In one drain: B crashes (its DOWN goes to the session), then A arrives by castArrive.
+    rt.cast(driver, [
+      [pb, 'crash'],
+      [pa, 'arrive'],
+    ]);
+    expect(await h.result).toMatchObject({ outcome: 'failed', reason: 'party_exit', party: 'b' });
+    await rt.whenMailboxBelow(pa, 1);
+    await flush();
+    await rt.whenMailboxBelow(pa, 1);
+    expect(aGot).toHaveLength(1);
+    const msg = aGot[0] as BarrierMessage & { outcome: 'refused' };
+    expect(msg).toMatchObject({ type: 'barrier', id: h.id, outcome: 'refused' });
+    expect(msg.error).toBeInstanceOf(BarrierBrokenError);
+    expect(msg.error).toMatchObject({ result: { reason: 'party_exit', party: 'b', missing: ['a', 'b'] } });
+  });
+
+  it('a second arrival queued behind the one that trips a one-shot barrier is refused as arrived twice', async () => {
+    const b = await setup();
+    const [pa, pb] = parties('a', 'b') as [Probe, Probe];
+    const h = await b.create({ parties: ['a', 'b'], deadlineMs: 1000 });
+    inHandler(() => {
+      h.castArrive(pa.ctx);
+      h.castArrive(pb.ctx);
+      h.castArrive(pa.ctx); // still in the mailbox when the trip stops the session
+    });
+    await pa.expectMessage({ type: 'barrier', outcome: 'refused' });
+    expect(barrierMessages(pa).map((m) => m.outcome)).toEqual(['tripped', 'refused']);
+    const refused = barrierMessages(pa)[1] as BarrierMessage & { outcome: 'refused' };
+    expect(refused.error).toBeInstanceOf(AlreadyArrivedError);
+    expect(refused.error).toMatchObject({ party: 'a', generation: 0 });
+    // Once ended, a castArrive is answered at once, without the session.
+    h.castArrive(pb.ctx);
+    await pb.expectMessage({
+      type: 'barrier',
+      outcome: 'refused',
+      error: { code: 'E_BARRIER_ALREADY_ARRIVED' },
+    });
+    expect(barrierMessages(pb).map((m) => m.outcome)).toEqual(['tripped', 'refused']);
+  });
+
+  it('an arrival in the mailbox of a killed session is refused with session_exit', async () => {
+    const b = await setup();
+    const [pa, pb] = parties('a', 'b') as [Probe, Probe];
+    const h = await b.create({ parties: ['a', 'b'], deadlineMs: 1000 });
+    inHandler(() => {
+      h.castArrive(pa.ctx);
+      rt.kill(h.ref); // before the session has read the arrival
+    });
+    const msg = await pa.expectMessage<BarrierMessage & { outcome: 'refused' }>({
+      type: 'barrier',
+      outcome: 'refused',
+    });
+    expect(msg.error).toBeInstanceOf(BarrierBrokenError);
+    expect(msg.error).toMatchObject({ result: { reason: 'session_exit', exitReason: 'killed' } });
+    expect(await h.result).toMatchObject({ reason: 'session_exit' });
+    // After the session is gone: refused with the recorded failure, not as arrived twice.
+    h.castArrive(pb.ctx);
+    await pb.expectMessage({ type: 'barrier', outcome: 'refused', error: { code: 'E_BARRIER_BROKEN' } });
+    await expect(h.arrive('b')).rejects.toMatchObject({
+      code: 'E_BARRIER_BROKEN',
+      result: { reason: 'session_exit' },
+    });
+    expect(barrierMessages(pa)).toHaveLength(1);
+    expect(barrierMessages(pb)).toHaveLength(1);
+  });
+
+  it('closing with an arrival queued refuses it with closed', async () => {
+    const b = await setup();
+    const [pa] = parties('a', 'b') as [Probe];
+    const h = await b.create({ parties: ['a', 'b'], deadlineMs: 1000 });
+    let closed: Promise<void> | undefined;
+    inHandler(() => {
+      closed = h.close(); // queued ahead of the arrival
+      h.castArrive(pa.ctx);
+    });
+    await closed;
+    expect(await h.result).toMatchObject({ reason: 'closed', arrived: [] });
+    await pa.expectMessage({ type: 'barrier', outcome: 'refused', error: { result: { reason: 'closed' } } });
+    expect(barrierMessages(pa)).toHaveLength(1);
+  });
+
+  it('cyclic: an arrival queued behind a trip counts in the next generation', async () => {
+    const b = await setup();
+    const [pa, pb] = parties('a', 'b') as [Probe, Probe];
+    const h = await b.create({ parties: ['a', 'b'], deadlineMs: 1000, cyclic: true });
+    inHandler(() => {
+      h.castArrive(pa.ctx);
+      h.castArrive(pb.ctx);
+      h.castArrive(pa.ctx); // generation 1
+    });
+    await settled(b, h);
+    expect(await h.arrive('b')).toBe(1);
+    await pa.expectMessage({ type: 'barrier', outcome: 'tripped', result: { generation: 1 } });
+    expect(barrierMessages(pa).map((m) => m.outcome)).toEqual(['tripped', 'tripped']);
+    await h.close();
+  });
+});

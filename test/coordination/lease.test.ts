@@ -11,15 +11,17 @@ import {
   type LeaseGrant,
   LeaseHolderExitedError,
   LeaseLock,
+  LeaseLockStoppedError,
   LeaseTimeoutError,
   StaleTokenError,
 } from '../../src/coordination/lease.js';
 import {
   type AnyRef,
   behaviour,
-  ExitError,
+  type Clock,
   InvalidArgumentError,
   Runtime,
+  type TimerHandle,
   VirtualClock,
 } from '../../src/kernel/index.js';
 import { awaitTelemetry, probe } from '../../src/kernel/testkit.js';
@@ -249,14 +251,33 @@ describe('LeaseLock: waiting, expiry, holder death', () => {
     expect((await again).token).toBe(g.token + 1);
   });
 
-  it('stopping the lock rejects the waiting acquires', async () => {
+  it('stopping the lock rejects the waiting acquires, and later calls, with E_LEASE_LOCK_STOPPED', async () => {
+    const lock = await setup();
+    const [a, b] = agents(2) as [AnyRef, AnyRef];
+    const g = await lock.acquire('r', a, { ttlMs: 100 });
+    const wait = lock.acquire('r', b, { ttlMs: 100 });
+    await settled(lock);
+    await lock.stop();
+    const err = await rejection(wait);
+    expect(err).toBeInstanceOf(LeaseLockStoppedError);
+    expect(err).toMatchObject({ code: 'E_LEASE_LOCK_STOPPED', reason: 'shutdown', message: /shutdown/ });
+    for (const late of [
+      lock.acquire('r', b, { ttlMs: 100 }),
+      lock.renew('r', g.token, 100),
+      lock.release('r', g.token),
+    ]) {
+      expect(await rejection(late)).toMatchObject({ code: 'E_LEASE_LOCK_STOPPED', reason: 'noproc' });
+    }
+  });
+
+  it('a killed lock rejects the waiting acquires with E_LEASE_LOCK_STOPPED naming the reason', async () => {
     const lock = await setup();
     const [a, b] = agents(2) as [AnyRef, AnyRef];
     await lock.acquire('r', a, { ttlMs: 100 });
     const wait = lock.acquire('r', b, { ttlMs: 100 });
     await settled(lock);
-    await lock.stop();
-    await expect(wait).rejects.toBeInstanceOf(ExitError);
+    rt.kill(lock.ref);
+    expect(await rejection(wait)).toMatchObject({ code: 'E_LEASE_LOCK_STOPPED', reason: 'killed' });
   });
 });
 
@@ -402,5 +423,109 @@ describe('LeaseLock: taking over from a stopped lock', () => {
     expect(() => store.write('doc', ga.token, 'A late')).toThrow(FencedError);
     expect(store.read('doc')).toBe('B');
     await expect(LeaseLock.start(rt, { lastToken: -1 })).rejects.toThrow(/lastToken/);
+  });
+});
+
+/**
+ * Node runs timers on libuv's cached loop time, which lags performance.now() (RealClock.now) by
+ * the time already spent in the current tick, so a timer can fire a little before now() reaches
+ * its due time. This clock models that: `now()` is the virtual loop time plus a skew the test sets
+ * while "work" is going on in the tick.
+ */
+class LoopTimeClock implements Clock {
+  readonly inner = new VirtualClock();
+  skew = 0;
+  now(): number {
+    return this.inner.now() + this.skew;
+  }
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.inner.setTimeout(fn, ms);
+  }
+  clearTimeout(h: TimerHandle): void {
+    this.inner.clearTimeout(h);
+  }
+}
+
+describe('LeaseLock: expiry timers that fire early or late (regressions)', () => {
+  /** A lock on a LoopTimeClock with `a` holding 'r' until 100.5 (timer due at loop time 100). */
+  async function earlyTimerSetup(): Promise<{ lock: LeaseLock; loop: LoopTimeClock; a: AnyRef; b: AnyRef }> {
+    const loop = new LoopTimeClock();
+    rt = new Runtime({ clock: loop });
+    const lock = await LeaseLock.start(rt);
+    const [a, b] = agents(2) as [AnyRef, AnyRef];
+    loop.skew = 0.5; // half a ms of work already done in this tick when the lease is granted
+    const g = await lock.acquire('r', a, { ttlMs: 100 });
+    expect(g.expiresAt).toBe(100.5);
+    return { lock, loop, a, b };
+  }
+
+  it('an expiry timer that fires before expiresAt re-arms for the rest: the waiter is granted on time', async () => {
+    const { lock, loop, b } = await earlyTimerSetup();
+    const expired = awaitTelemetry(rt, LEASE_EXPIRED);
+    const waiting = watch(lock.acquire('r', b, { ttlMs: 100, waitMs: 1000 }));
+    await settled(lock);
+    loop.skew = 0; // the next tick
+    loop.inner.advance(100); // the timer fires at loop time 100, now() = 100 < 100.5
+    await settled(lock);
+    expect(waiting.current.state).toBe('pending');
+    expect(lock.holder('r')?.token).toBe(1);
+    loop.inner.advance(0.5); // the re-armed timer
+    await settled(lock);
+    expect(waiting.current).toMatchObject({
+      state: 'fulfilled',
+      value: { token: 2, expiresAt: 200.5, holder: b.toJSON() },
+    });
+    expect((await expired).metadata).toMatchObject({ token: 1 });
+  });
+
+  it('and a waiter with a finite waitMs is granted, not failed with E_LEASE_TIMEOUT', async () => {
+    const { lock, loop, b } = await earlyTimerSetup();
+    const waiting = watch(lock.acquire('r', b, { ttlMs: 100, waitMs: 1000 }));
+    await settled(lock);
+    loop.skew = 0;
+    for (let t = 0; t < 1100; t += 10) {
+      loop.inner.advance(10);
+      await settled(lock);
+    }
+    // Granted when A's lease ended (100.5), not when B's wait ran out.
+    expect(waiting.current).toMatchObject({
+      state: 'fulfilled',
+      value: { token: 2, expiresAt: 200.5, holder: b.toJSON() },
+    });
+  });
+
+  it('a wait timeout handled before the expiry it coincides with settles the lease first and grants', async () => {
+    const { lock, loop, b } = await earlyTimerSetup();
+    loop.skew = 0;
+    // B's wait ends at 100.5, exactly when A's lease does; its timer is armed before A's re-armed
+    // expiry timer, so its message is handled first.
+    const waiting = watch(lock.acquire('r', b, { ttlMs: 100, waitMs: 100.5 }));
+    await settled(lock);
+    loop.inner.advance(100);
+    await settled(lock);
+    expect(waiting.current.state).toBe('pending');
+    loop.inner.advance(0.5);
+    await settled(lock);
+    expect(waiting.current).toMatchObject({ state: 'fulfilled', value: { token: 2, holder: b.toJSON() } });
+    expect(lock.waiting('r')).toBe(0);
+  });
+
+  it("a renew queued before the old timer's message makes that message stale: one timer, the new expiry", async () => {
+    const lock = await setup();
+    const [a, b] = agents(2) as [AnyRef, AnyRef];
+    const g = await lock.acquire('r', a, { ttlMs: 100 });
+    clock.advance(99);
+    const renewed = watch(lock.renew('r', g.token, 100)); // queued at t = 99, handled later
+    clock.advance(1); // t = 100: the old timer fires behind the renew; the renew wins
+    await settled(lock);
+    expect(renewed.current).toMatchObject({ state: 'fulfilled', value: { token: g.token, expiresAt: 199 } });
+    expect(clock.pending).toBe(1); // the stale message armed nothing
+    const waiting = watch(lock.acquire('r', b, { ttlMs: 100, waitMs: Number.POSITIVE_INFINITY }));
+    clock.advance(98);
+    await settled(lock);
+    expect(waiting.current.state).toBe('pending');
+    clock.advance(1);
+    await settled(lock);
+    expect(waiting.current).toMatchObject({ state: 'fulfilled', value: { token: g.token + 1 } });
   });
 });
