@@ -13,8 +13,15 @@
  * Agents run under a DynamicSupervisor (the pool's own, or one the caller passes) as `temporary`
  * children: the pool, not the supervisor, decides about replacements, because it alone knows
  * whether an agent was idle, lent, or being retired. Every start and stop goes through that one
- * supervisor, which handles them in order, so a retired agent is gone before its successor starts
- * and a type never has more than `max` agents alive.
+ * supervisor, which handles them in order, so a retired agent is gone before its successor starts.
+ * A slot being retired still counts against `max` until its agent is stopped (the foundation pool
+ * stops counting it at once): a new slot's start waits for that, so a type never has more than
+ * `max` agents alive.
+ *
+ * Each checkout is a lease with its own identity: the ref a checkout returns is a fresh ref object
+ * for the agent, and `checkin` with it acts on that lease only. A holder whose lease has already
+ * ended (it exited and the agent went back, or the agent died) gets false, and can never give
+ * back an agent that has since been lent to someone else.
  */
 import {
   Pool,
@@ -26,6 +33,7 @@ import {
 } from '../foundation/pool.js';
 import {
   type AgentContext,
+  AgentRef,
   type AnyRef,
   type Behaviour,
   DynamicSupervisor,
@@ -39,7 +47,10 @@ import {
   pidKey,
   type RefOf,
   type Runtime,
+  TimeoutError,
+  type TimerHandle,
 } from '../kernel/index.js';
+import { localProcess } from '../kernel/pid.js';
 
 // ---- errors ------------------------------------------------------------------------------------
 
@@ -237,7 +248,10 @@ export interface AgentPoolStats {
   readonly replaced: number;
   /** Lifetime: agents the pool stopped (idle surplus, replacements, close). */
   readonly stopped: number;
-  /** Lifetime: checkouts that timed out. */
+  /**
+   * Lifetime: checkouts that timed out, waiting for a free agent or, once given one, for its
+   * replacement to start or its health check to answer.
+   */
   readonly timeouts: number;
   readonly closed: boolean;
 }
@@ -274,16 +288,30 @@ interface Slot {
   used: boolean;
   /** Agents of this slot that exited in a row without ever being lent (a crash loop guard). */
   unlentExits: number;
+  /** Starts that failed in a row (the backoff of the background retry). */
+  failedStarts: number;
+  /** The background retry of a failed start (runtime clock), if armed. */
+  retryTimer: TimerHandle | null;
+  /** The retirement under way (the agent being stopped), once retired. */
+  retiring: Promise<void> | null;
 }
+
+/** How a lease ended: only one ended by `checkin` makes a second checkin misuse. */
+type LeaseEnd = 'checkin' | 'holder' | 'agent' | 'abandoned' | 'closed';
 
 interface Lease {
   readonly slot: Slot;
   readonly holder: AnyRef | Pid | undefined;
   /** The agent handed over; null until the checkout has it. */
   ref: AnyRef | null;
+  /** The ref object given to the holder (this lease's identity in `checkin`); null until then. */
+  handle: AnyRef | null;
   unbind: (() => void) | null;
   /** Ended by checkin, holder exit, agent exit or close. */
   ended: boolean;
+  endedBy: LeaseEnd | null;
+  /** Wakes the checkout's wait (for a start or a health check) when the lease ends. */
+  wake: (() => void) | null;
 }
 
 interface TypeBooks {
@@ -294,10 +322,24 @@ interface TypeBooks {
   spawned: number;
   replaced: number;
   stopped: number;
+  /** Checkouts that timed out after the foundation pool handed them a slot. */
+  timeouts: number;
+  /** Slots retired whose agent is not stopped yet: they still count against `max`. */
+  retiring: number;
+  /** Slot creates waiting for a retirement to finish (woken on each, and on close). */
+  readonly capacityWaiters: (() => void)[];
 }
 
 /** Replacements started in a row for agents that exited before ever being lent, before giving up. */
 const CRASH_LOOP_LIMIT = 3;
+
+/** Background retries of a failed start: the first after this long (runtime clock), then doubling. */
+const RETRY_BASE_MS = 1000;
+/** ... up to this. */
+const RETRY_MAX_MS = 60_000;
+
+/** How long (runtime clock) a given `supervisor` has to answer the check at start. */
+const SUPERVISOR_PROBE_MS = 5000;
 
 const EV_SPAWN = ['mabeam', 'agent_pool', 'spawn'] as const;
 const EV_START_FAILED = ['mabeam', 'agent_pool', 'start_failed'] as const;
@@ -373,6 +415,48 @@ function checkType(type: string, spec: unknown): TypeConfig {
   };
 }
 
+function wakeCapacity(books: TypeBooks): void {
+  for (const wake of books.capacityWaiters.splice(0)) wake();
+}
+
+/**
+ * Check that `given` names a running DynamicSupervisor before anything is started under it: a
+ * local agent of another behaviour is refused at once, and anything else must answer a
+ * `countChildren` within SUPERVISOR_PROBE_MS (runtime clock), so a wrong `supervisor` fails
+ * instead of leaving every start (a call without timeout) waiting for ever.
+ */
+async function checkSupervisor(runtime: Runtime, given: DynamicSupervisorDest): Promise<void> {
+  const field = 'agent pool option "supervisor"';
+  if ((isPid(given) || typeof given !== 'object' || given === null) && !runtime.isAlive(given as AnyRef)) {
+    throw new InvalidArgumentError(field, 'must name a running dynamic supervisor', given);
+  }
+  const proc = runtime.resolve(given) as { behaviour?: unknown } | undefined;
+  if (proc !== undefined && proc.behaviour !== DynamicSupervisor.behaviour) {
+    throw new InvalidArgumentError(
+      field,
+      'must name a running dynamic supervisor (it names an agent of another behaviour)',
+      given,
+    );
+  }
+  let counts: unknown;
+  try {
+    counts = await DynamicSupervisor.countChildren(runtime, given, SUPERVISOR_PROBE_MS);
+  } catch (error) {
+    const why =
+      error instanceof TimeoutError
+        ? `it did not answer within ${SUPERVISOR_PROBE_MS} ms`
+        : `it failed a count_children call: ${describe(error)}`;
+    throw new InvalidArgumentError(field, `must name a running dynamic supervisor (${why})`, given);
+  }
+  if (!isObject(counts) || typeof counts.specs !== 'number' || typeof counts.active !== 'number') {
+    throw new InvalidArgumentError(
+      field,
+      `must name a running dynamic supervisor (it answered count_children with ${describe(counts)})`,
+      given,
+    );
+  }
+}
+
 function holderOf(holder: AgentHolder): AnyRef | Pid {
   if (holder !== null && typeof holder === 'object') {
     if ('self' in holder && isPid((holder as AgentContext).self)) return (holder as AgentContext).self;
@@ -401,6 +485,8 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
   readonly #ownsSupervisor: boolean;
   /** Leases of agents handed out, by the agent's pid key. */
   readonly #out = new Map<string, Lease>();
+  /** Every lease handed out, by the ref object its checkout returned (its identity in checkin). */
+  readonly #leases = new WeakMap<object, Lease>();
   #closed = false;
   #closing: Promise<void> | null = null;
 
@@ -456,20 +542,13 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
         spawned: 0,
         replaced: 0,
         stopped: 0,
+        timeouts: 0,
+        retiring: 0,
+        capacityWaiters: [],
       });
     }
     const given = options.supervisor;
-    if (
-      given !== undefined &&
-      (isPid(given) || typeof given !== 'object' || given === null) &&
-      !runtime.isAlive(given as AnyRef)
-    ) {
-      throw new InvalidArgumentError(
-        'agent pool option "supervisor"',
-        'must name a running dynamic supervisor',
-        given,
-      );
-    }
+    if (given !== undefined) await checkSupervisor(runtime, given);
     const supervisor: DynamicSupervisorDest =
       given ?? ((await DynamicSupervisor.start(runtime, {})) as DynamicSupervisorRef);
     const pool = new AgentPool<T>(runtime, name, supervisor, given === undefined, books);
@@ -520,15 +599,19 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
     options: AgentCheckoutOptions = {},
   ): Promise<RefOf<T[K]['behaviour']>> {
     const lease = await this.#checkout(type, options, this.runtime.self());
-    return lease.ref as RefOf<T[K]['behaviour']>;
+    return lease.handle as RefOf<T[K]['behaviour']>;
   }
 
   /**
-   * Give an agent back, optionally naming its type (checked). Returns true when it went back to the
-   * pool (or, with `{replace: true}`, was stopped and a fresh one started in its place); false when
-   * the agent had already exited (the pool has replaced it; there is nothing to give back) or the
-   * pool is closed. Throws AgentNotCheckedOutError (E_AGENT_POOL_NOT_CHECKED_OUT) at once for a live
-   * agent that is not checked out from this pool, or not of `type`.
+   * Give an agent back, optionally naming its type (checked). Pass the ref `checkout` returned: it
+   * names that one lease. Returns true when it went back to the pool (or, with `{replace: true}`,
+   * was stopped and a fresh one started in its place); false when that lease had already ended
+   * without a checkin (its holder exited and the pool took the agent back, the agent exited, or
+   * the pool closed): there is nothing to give back, and an agent lent on to someone else since is
+   * never touched. Throws AgentNotCheckedOutError (E_AGENT_POOL_NOT_CHECKED_OUT) at once for a
+   * second checkin of the same lease, a live agent that is not checked out from this pool, or one
+   * not of `type`. A ref or pid obtained elsewhere (not from `checkout`) names the agent's current
+   * lease, if any.
    */
   checkin(agent: AnyRef | Pid, options?: AgentCheckinOptions): boolean;
   checkin(type: keyof T & string, agent: AnyRef | Pid, options?: AgentCheckinOptions): boolean;
@@ -554,6 +637,23 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
       throw new InvalidArgumentError('checkin options', 'must be an object', options);
     }
     if (this.#closed) return false;
+    const own = this.#leases.get(agent as object);
+    if (own !== undefined) {
+      if (type !== undefined && own.slot.books.type !== type) {
+        throw new AgentNotCheckedOutError(
+          this.name,
+          agent,
+          `it is a ${JSON.stringify(own.slot.books.type)} agent, not ${JSON.stringify(type)}`,
+        );
+      }
+      if (own.ended) {
+        if (own.endedBy === 'checkin')
+          throw new AgentNotCheckedOutError(this.name, agent, 'already checked in');
+        return false;
+      }
+      this.#giveBack(own, options?.replace === true);
+      return true;
+    }
     const lease = this.#out.get(pidKey(agent));
     if (lease === undefined) {
       if (!this.runtime.isAlive(agent)) return false;
@@ -583,7 +683,7 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
       throw new InvalidArgumentError('withAgent callback', 'must be a function', fn);
     const lease = await this.#checkout(type, options, this.runtime.self());
     try {
-      return await fn(lease.ref as RefOf<T[K]['behaviour']>);
+      return await fn(lease.handle as RefOf<T[K]['behaviour']>);
     } finally {
       // Only this lease: the holder or the agent may have exited meanwhile and the agent moved on.
       if (!lease.ended && !this.#closed) this.#giveBack(lease, false);
@@ -608,7 +708,8 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
     if (this.#closing !== null) return this.#closing;
     this.#closed = true;
     this.#closing = (async () => {
-      for (const lease of [...this.#out.values()]) this.#endLease(lease);
+      for (const lease of [...this.#out.values()]) this.#endLease(lease, 'closed');
+      for (const b of this.#books.values()) wakeCapacity(b);
       await Promise.allSettled([...this.#books.values()].map((b) => b.pool?.close()));
       for (const b of this.#books.values()) {
         for (const slot of [...b.slots]) await this.#retireSlot(slot);
@@ -658,7 +759,16 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
     if (holder !== undefined && !this.runtime.isAlive(holder)) {
       throw new AgentHolderExitedError(this.name, type, describe(holder));
     }
-    const lease: Lease = { slot, holder, ref: null, unbind: null, ended: false };
+    const lease: Lease = {
+      slot,
+      holder,
+      ref: null,
+      handle: null,
+      unbind: null,
+      ended: false,
+      endedBy: null,
+      wake: null,
+    };
     slot.lease = lease;
     if (holder !== undefined) {
       lease.unbind = this.runtime.onExit(holder, () => this.#holderExited(lease));
@@ -667,8 +777,10 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
       await this.#ready(lease, deadline, timeoutMs);
     } catch (error) {
       if (!lease.ended) {
-        this.#endLease(lease);
-        this.#returnSlot(slot, error instanceof AgentPoolStartError);
+        this.#endLease(lease, 'abandoned');
+        // Back as it is, even when its agent could not start: the type keeps its slots (and so its
+        // `warm`), and the slot's start is retried in the background (see #scheduleRetry).
+        this.#returnSlot(slot, false);
       }
       throw error;
     }
@@ -686,11 +798,12 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
     let checked = false;
     let restarted = false;
     for (;;) {
-      if (slot.starting !== null) {
+      if (slot.starting !== null && !lease.ended) {
         restarted = true;
-        await this.#within(slot.starting, books, deadline, timeoutMs);
+        await this.#within(slot.starting, lease, deadline, timeoutMs, 'its agent was still starting');
       }
-      if (lease.ended) {
+      // The lease may have ended during any wait (holder exit, close), and the slot moved on.
+      if (lease.ended || slot.lease !== lease) {
         if (slot.retired || this.#closed) throw new AgentPoolClosedError(this.name);
         throw new AgentHolderExitedError(this.name, books.type, describe(lease.holder));
       }
@@ -701,6 +814,8 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
           // Hand over in the same synchronous step as the liveness check: from here on an exit of
           // the agent ends this lease like any other.
           lease.ref = ref;
+          lease.handle = new AgentRef(ref.node, ref.thread, ref.id, localProcess(ref)) as AnyRef;
+          this.#leases.set(lease.handle, lease);
           slot.used = true;
           slot.unlentExits = 0;
           this.#out.set(pidKey(ref), lease);
@@ -714,11 +829,15 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
               (v) => v === true,
               () => false,
             ),
-          books,
+          lease,
           deadline,
           timeoutMs,
+          'its health check did not answer in time',
         );
-        if (!ok && slot.ref === ref && !slot.retired) this.#replace(slot);
+        // Only a verdict for this very lease on this very agent counts: a stale check (the lease
+        // ended meanwhile and the slot went to someone else) must not stop the next holder's agent.
+        if (lease.ended || slot.lease !== lease) continue;
+        if (ok !== true && slot.ref === ref && !slot.retired) this.#replace(slot);
         continue;
       }
       if (slot.starting !== null) continue;
@@ -728,22 +847,50 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
     }
   }
 
-  /** `p`, or AgentPoolExhaustedError once the checkout's deadline passes (runtime clock). */
-  #within<V>(p: Promise<V>, books: TypeBooks, deadline: number, timeoutMs: number): Promise<V> {
-    if (!Number.isFinite(deadline)) return p;
+  /**
+   * `p`, or AgentPoolExhaustedError once the checkout's deadline passes (runtime clock; counted in
+   * `timeouts`), or undefined as soon as the lease ends (so a start or health check that never
+   * settles cannot hold an abandoned or closed checkout).
+   */
+  #within<V>(
+    p: Promise<V>,
+    lease: Lease,
+    deadline: number,
+    timeoutMs: number,
+    detail: string,
+  ): Promise<V | undefined> {
+    const books = lease.slot.books;
     const clock = this.runtime.clock;
-    return new Promise<V>((resolve, reject) => {
-      const timer = clock.setTimeout(
-        () => reject(this.#exhausted(books, timeoutMs, 'its agent was still starting')),
-        Math.max(0, deadline - clock.now()),
-      );
+    return new Promise<V | undefined>((resolve, reject) => {
+      let timer: TimerHandle | null = null;
+      const done = () => {
+        if (timer !== null) clock.clearTimeout(timer);
+        timer = null;
+        if (lease.wake === wake) lease.wake = null;
+      };
+      const wake = () => {
+        done();
+        resolve(undefined);
+      };
+      lease.wake = wake;
+      if (Number.isFinite(deadline)) {
+        timer = clock.setTimeout(
+          () => {
+            timer = null;
+            done();
+            books.timeouts++;
+            reject(this.#exhausted(books, timeoutMs, detail));
+          },
+          Math.max(0, deadline - clock.now()),
+        );
+      }
       p.then(
         (v) => {
-          clock.clearTimeout(timer);
+          done();
           resolve(v);
         },
         (e: unknown) => {
-          clock.clearTimeout(timer);
+          done();
           reject(e);
         },
       );
@@ -777,9 +924,12 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
 
   // ---- leases ------------------------------------------------------------------------------------
 
-  #endLease(lease: Lease): void {
+  #endLease(lease: Lease, why: LeaseEnd): void {
     if (lease.ended) return;
     lease.ended = true;
+    lease.endedBy = why;
+    lease.wake?.();
+    lease.wake = null;
     lease.unbind?.();
     lease.unbind = null;
     if (lease.ref !== null) {
@@ -791,7 +941,7 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
 
   /** End `lease` and give its slot back to the foundation pool, replacing the agent first if asked. */
   #giveBack(lease: Lease, replace: boolean): void {
-    this.#endLease(lease);
+    this.#endLease(lease, 'checkin');
     if (replace) this.#replace(lease.slot);
     this.#returnSlot(lease.slot, false);
   }
@@ -815,7 +965,7 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
   #holderExited(lease: Lease): void {
     if (lease.ended) return;
     const used = lease.ref !== null;
-    this.#endLease(lease);
+    this.#endLease(lease, 'holder');
     const slot = lease.slot;
     if (used && !this.#closed && slot.books.cfg.onHolderExit === 'replace') this.#replace(slot);
   }
@@ -834,10 +984,19 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
       lease: null,
       used: false,
       unlentExits: 0,
+      failedStarts: 0,
+      retryTimer: null,
+      retiring: null,
     };
     if (this.#closed) throw new AgentPoolClosedError(this.name);
     books.slots.add(slot);
     try {
+      // A retired slot counts against `max` until its agent is stopped: the foundation pool has
+      // already stopped counting it, so without this wait its successor could come up beside it.
+      while (books.retiring > 0 && books.slots.size + books.retiring > books.cfg.max) {
+        await new Promise<void>((resolve) => books.capacityWaiters.push(resolve));
+        if (this.#closed) throw new AgentPoolClosedError(this.name);
+      }
       await this.#spawnInto(slot, false);
     } catch (error) {
       books.slots.delete(slot);
@@ -846,20 +1005,34 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
     return slot;
   }
 
-  /** The foundation pool's `destroy` (and close's sweep): stop the slot's agent for good. */
-  async #retireSlot(slot: Slot): Promise<void> {
+  /**
+   * The foundation pool's `destroy` (and close's sweep): stop the slot's agent for good. A start
+   * under way in the slot is not waited out beside it: it completes, and its agent is stopped
+   * before the slot stops counting against `max` (see #createSlot).
+   */
+  #retireSlot(slot: Slot): Promise<void> {
+    if (slot.retiring !== null) return slot.retiring;
     const books = slot.books;
-    if (!slot.retired) {
-      slot.retired = true;
-      books.slots.delete(slot);
-      if (slot.lease !== null) this.#endLease(slot.lease);
-    }
-    if (slot.starting !== null) await slot.starting;
-    const ref = slot.ref;
-    slot.ref = null;
-    slot.unwatch?.();
-    slot.unwatch = null;
-    if (ref !== null) await this.#stopAgent(books, ref);
+    slot.retired = true;
+    books.slots.delete(slot);
+    books.retiring++;
+    if (slot.retryTimer !== null) this.runtime.clock.clearTimeout(slot.retryTimer);
+    slot.retryTimer = null;
+    if (slot.lease !== null) this.#endLease(slot.lease, 'closed');
+    slot.retiring = (async () => {
+      try {
+        if (slot.starting !== null) await slot.starting;
+        const ref = slot.ref;
+        slot.ref = null;
+        slot.unwatch?.();
+        slot.unwatch = null;
+        if (ref !== null) await this.#stopAgent(books, ref);
+      } finally {
+        books.retiring--;
+        wakeCapacity(books);
+      }
+    })();
+    return slot.retiring;
   }
 
   async #spawnInto(slot: Slot, replacement: boolean): Promise<void> {
@@ -883,6 +1056,9 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
     books.spawned++;
     if (replacement) books.replaced++;
     slot.startError = undefined;
+    slot.failedStarts = 0;
+    if (slot.retryTimer !== null) this.runtime.clock.clearTimeout(slot.retryTimer);
+    slot.retryTimer = null;
     slot.used = false;
     slot.ref = ref;
     slot.unwatch = this.runtime.onExit(ref, (reason) => this.#agentExited(slot, ref, reason));
@@ -908,12 +1084,30 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
         return this.#spawnInto(slot, replacement);
       })
       .catch(() => {
-        // Recorded in slot.startError; the next checkout of the slot tries once more or reports it.
+        // Recorded in slot.startError; the next checkout of the slot tries once more or reports it,
+        // and meanwhile the start is retried in the background.
+        this.#scheduleRetry(slot);
       })
       .finally(() => {
         if (slot.starting === run) slot.starting = null;
       });
     slot.starting = run;
+  }
+
+  /**
+   * After a failed start, try again in the background (runtime clock, backing off from
+   * RETRY_BASE_MS to RETRY_MAX_MS), so the type gets back to its `warm` agents once starts work
+   * again without waiting for a checkout to pay for a cold start.
+   */
+  #scheduleRetry(slot: Slot): void {
+    if (slot.retired || this.#closed || slot.retryTimer !== null) return;
+    const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(slot.failedStarts, 16));
+    slot.failedStarts++;
+    slot.retryTimer = this.runtime.clock.setTimeout(() => {
+      slot.retryTimer = null;
+      if (slot.retired || this.#closed || slot.ref !== null || slot.starting !== null) return;
+      this.#respawn(slot, true);
+    }, delay);
   }
 
   /** Stop the slot's agent (if any) and start a fresh one in its place. */
@@ -951,7 +1145,7 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
     if (slot.retired || this.#closed) return;
     const lease = slot.lease;
     if (lease !== null && lease.ref !== null) {
-      this.#endLease(lease);
+      this.#endLease(lease, 'agent');
       this.#returnSlot(slot, false);
     }
     if (!slot.used && ++slot.unlentExits >= CRASH_LOOP_LIMIT) {
@@ -987,7 +1181,7 @@ export class AgentPool<T extends AgentTypes = AgentTypes> {
       spawned: b.spawned,
       replaced: b.replaced,
       stopped: b.stopped,
-      timeouts: ps?.timeouts ?? 0,
+      timeouts: (ps?.timeouts ?? 0) + b.timeouts,
       closed: this.#closed,
     };
   }

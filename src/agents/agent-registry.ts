@@ -245,7 +245,11 @@ export interface AgentSummary {
 
 /** What `info(id)` reports. */
 export interface AgentDetails extends AgentSummary {
-  /** Restarts since registration: by the supervisor after an exit, and by `restart(id)`. */
+  /**
+   * Restarts since registration: by the supervisor after an exit, and by `restart(id)` of an agent
+   * that was running (or restarting). `restart(id)` of an agent that was not running is a plain
+   * start (AGENT_STARTED) and is not counted.
+   */
   readonly restarts: number;
   /** Runtime-clock ms when the running incarnation started; undefined when not running. */
   readonly startedAt: number | undefined;
@@ -582,6 +586,32 @@ function needsRestart(policy: AgentRestartPolicy, reason: unknown): boolean {
 const ignore = (): void => {};
 
 /**
+ * Thrown by the child start function when the new incarnation ran its init and exited before its
+ * registration got through (the registry refuses a dead agent): it did start, and `reason` is how
+ * it ended. `#launch` settles the agent with that reason instead of calling it a failed start.
+ */
+class ExitedAtStart extends Error {
+  readonly ref: AnyRef;
+  readonly how: StartCause;
+  readonly reason: unknown;
+  constructor(ref: AnyRef, how: StartCause, reason: unknown) {
+    super(`agent ${ref} exited right after its init with reason ${describe(reason)}`);
+    this.ref = ref;
+    this.how = how;
+    this.reason = reason;
+  }
+}
+
+/** The exit reason of an agent that has exited (the kernel runs an exit hook at once for it). */
+function exitReasonOf(runtime: Runtime, ref: AnyRef): unknown {
+  let reason: unknown = 'noproc';
+  runtime.onExit(ref, (r) => {
+    reason = r;
+  })();
+  return reason;
+}
+
+/**
  * The agent registry service. Start it with `AgentRegistry.start(runtime, options)`; everything it
  * holds hangs off that runtime.
  */
@@ -817,7 +847,9 @@ export class AgentRegistry {
     }
     const entries = this.registry.select(status === 'running' ? RUNNING : SPECS, where);
     const out = this.#summaries(entries);
-    return status === undefined || status === 'running' ? out : out.filter((s) => s.status === status);
+    // Filtered for `running` too: an incarnation is in the `running` namespace from its
+    // registration on, a moment before the service has recorded it as running.
+    return status === undefined ? out : out.filter((s) => s.status === status);
   }
 
   /** Registered agents with `capability` (any status), in registration order: an index read. */
@@ -950,8 +982,11 @@ export class AgentRegistry {
     });
   }
 
-  /** Start a new child for the agent; its start function registers and tracks each incarnation. */
-  async #launch(record: AgentRecord, cause: 'start' | 'manual'): Promise<AnyRef> {
+  /**
+   * Start a new child for the agent; its start function registers and tracks each incarnation.
+   * `quickExits` counts the incarnations of this launch that exited right after their init.
+   */
+  async #launch(record: AgentRecord, cause: StartCause, quickExits = 0): Promise<AnyRef> {
     const id = record.spec.id;
     if (this.#supervisorDown()) {
       throw new AgentSupervisorDownError(this.label, this.#supervisorExit?.reason ?? 'noproc');
@@ -966,6 +1001,7 @@ export class AgentRegistry {
       });
     } catch (error) {
       record.active = false;
+      if (error instanceof ExitedAtStart) return this.#exitedAtStart(record, error, quickExits);
       if (this.#supervisorDown()) {
         throw new AgentSupervisorDownError(this.label, this.#supervisorExit?.reason ?? error);
       }
@@ -980,11 +1016,35 @@ export class AgentRegistry {
   }
 
   /**
+   * The incarnation a `start`/`restart` launched ran its init and exited before the supervisor
+   * took it on (so the supervisor will not restart it). It did start: record it, then its exit,
+   * and do what its policy asks: settled `stopped`/`failed` with its real exit reason (the start
+   * resolves with the ref), or, when the policy restarts it, start it again as a restart, at most
+   * `intensity` times in a row before the agent is `failed` and the start rejects with
+   * AgentStartFailedError whose cause is the last exit reason.
+   */
+  #exitedAtStart(record: AgentRecord, quick: ExitedAtStart, quickExits: number): Promise<AnyRef> | AnyRef {
+    record.active = true;
+    // Records the incarnation (status running, AGENT_STARTED/RESTARTED), and runs the exit hook at
+    // once since it is gone: that records the exit and settles it if its policy does not restart.
+    this.#started(record, quick.ref, quick.how);
+    if (record.status !== 'restarting') return quick.ref;
+    if (quickExits + 1 > this.#options.intensity || this.#supervisorDown()) {
+      record.active = false;
+      record.status = 'failed';
+      this.#emit(AGENT_FAILED, record, { reason: quick.reason, pid: quick.ref });
+      wake(record);
+      throw new AgentStartFailedError(record.spec.id, quick.reason);
+    }
+    return this.#launch(record, 'exit', quickExits + 1);
+  }
+
+  /**
    * The child's start function, run by the supervisor on the first start and on every restart.
    * It registers the new incarnation in the `running` namespace before the supervisor (and so
    * `start`) sees it, so `whereis` follows restarts.
    */
-  #childStart(record: AgentRecord, cause: 'start' | 'manual'): CustomStart {
+  #childStart(record: AgentRecord, cause: StartCause): CustomStart {
     let next: StartCause = cause;
     return async (ctx: ChildStartContext) => {
       const spec = record.spec;
@@ -992,6 +1052,19 @@ export class AgentRegistry {
       try {
         await this.registry.register(RUNNING, spec.id, ref, record.index);
       } catch (error) {
+        if (error instanceof NoProcessError && !this.runtime.isAlive(ref)) {
+          // It ran its init and has exited already (a one-shot job, a crash in its first message):
+          // a start that ended, not a failed one. The supervisor only takes live agents, so say so.
+          const how = next;
+          next = 'exit';
+          const reason = exitReasonOf(this.runtime, ref);
+          if (how === 'exit') {
+            // A supervisor restart: the supervisor counts it as a failed restart and tries again.
+            record.lastExitReason = reason;
+            record.lastExitAt = this.runtime.clock.now();
+          }
+          throw new ExitedAtStart(ref, how, reason);
+        }
         // Not tracked by the supervisor yet (we have not returned it): do not leave it running.
         ctx.runtime.exit(ref, 'kill');
         throw error;

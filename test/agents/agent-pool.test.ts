@@ -570,3 +570,188 @@ describe('AgentPool close', () => {
     expect(rt.count).toBe(0);
   });
 });
+
+describe('AgentPool regressions', () => {
+  const Plain = behaviour<void, void, 'get', string>({
+    init() {},
+    handleCall: (_m, _f, s) => reply('ok', s),
+  });
+  const settleLong = async () => {
+    await settle();
+    await settle();
+  };
+
+  it('never has more than max agents alive when a slot is retired while its replacement starts', async () => {
+    const { rt, clock, start } = setup();
+    const gate = deferred();
+    let starts = 0;
+    const spawned: AnyRef[] = [];
+    let maxAlive = 0;
+    const Slow = behaviour<void, void, 'get', string>({
+      async init(_a, ctx) {
+        starts++;
+        spawned.push(ctx.self);
+        maxAlive = Math.max(maxAlive, spawned.filter((r) => rt.isAlive(r)).length);
+        if (starts === 2) await gate.promise; // the replacement of the crashed agent is slow
+      },
+      handleCall: (_m, _f, s) => reply('ok', s),
+    });
+    const pool = await start({ w: { behaviour: Slow, warm: 0, max: 1, idleMs: 100 } });
+    const a = await pool.checkout('w');
+    pool.checkin(a);
+    await settleLong();
+    rt.kill(a); // the idle agent crashes: a replacement starts in its slot (slowly)
+    await settleLong();
+    clock.advance(100); // the idle slot is reaped while its replacement is starting
+    await settleLong();
+    const b = pool.checkout('w', { timeoutMs: Number.POSITIVE_INFINITY }); // a new slot
+    await settleLong();
+    gate.resolve();
+    const ref = await b;
+    await settleLong();
+    expect(maxAlive).toBe(1);
+    expect(spawned.filter((r) => rt.isAlive(r))).toHaveLength(1);
+    expect(rt.isAlive(ref)).toBe(true);
+    expect(pool.stats('w')).toMatchObject({ live: 1, busy: 1 });
+  });
+
+  it("onHolderExit 'return': a dead holder's late checkin does not take the agent from its next holder", async () => {
+    const { rt, start } = setup();
+    const pool = await start({ w: { behaviour: Plain, warm: 1, max: 2, onHolderExit: 'return' } });
+    const h1 = probe(rt);
+    const h2 = probe(rt);
+    const a = await pool.checkout('w', { holder: h1.ref });
+    rt.kill(h1.ref); // `a` goes back as it is
+    const b = await pool.checkout('w', { holder: h2.ref });
+    expect(b.equals(a)).toBe(true); // h2 now holds the agent
+    // h1's `finally { pool.checkin(a) }` runs late (an async handler continues after the kill).
+    expect(pool.checkin(a)).toBe(false);
+    await flush();
+    const c = await pool.checkout('w', { holder: null });
+    expect(c.equals(b)).toBe(false);
+    expect(pool.stats('w').busy).toBe(2);
+    // h2's own checkin still works, once.
+    expect(pool.checkin(b)).toBe(true);
+    expect(() => pool.checkin(b)).toThrow(/already checked in/);
+  });
+
+  it("onHolderExit 'replace': a dead holder's finally checkin returns false while its agent is stopped", async () => {
+    const { rt, start } = setup();
+    const pool = await start({ w: { behaviour: Plain, warm: 1 } });
+    const h1 = probe(rt);
+    const a = await pool.checkout('w', { holder: h1.ref });
+    rt.kill(h1.ref); // the agent is being replaced: stopped through the supervisor, asynchronously
+    expect(rt.isAlive(a)).toBe(true);
+    expect(pool.checkin(a)).toBe(false);
+    await settle();
+    expect(pool.checkin(a)).toBe(false);
+  });
+
+  it('a stale health check of an abandoned checkout does not stop the agent lent to the next holder', async () => {
+    const { rt, start } = setup();
+    const slowVerdict = deferred<boolean>();
+    let checks = 0;
+    const pool = await start({
+      w: { behaviour: Plain, warm: 1, healthy: () => (++checks === 1 ? slowVerdict.promise : true) },
+    });
+    const a = await pool.checkout('w', { holder: null });
+    pool.checkin(a); // now used: the next checkout health-checks it
+    await settleLong();
+    const h2 = probe(rt);
+    const abandoned = pool.checkout('w', { holder: h2.ref }).catch((e: unknown) => e);
+    await settleLong(); // its (slow) health check is running
+    const next = pool.checkout('w', { holder: null, timeoutMs: Number.POSITIVE_INFINITY });
+    await settleLong();
+    rt.kill(h2.ref); // the first checkout is abandoned; the slot goes to `next`
+    const c = await next; // checked healthy by its own check
+    expect(c.equals(a)).toBe(true);
+    slowVerdict.resolve(false); // the stale check answers
+    expect(await abandoned).toMatchObject({ code: 'E_AGENT_POOL_HOLDER_EXITED' });
+    await settleLong();
+    expect(rt.isAlive(c)).toBe(true); // still lent to `next`: nobody may stop it
+    expect(pool.stats('w')).toMatchObject({ busy: 1, live: 1, replaced: 0 });
+    expect(pool.checkin(c)).toBe(true);
+  });
+
+  it('a checkout stuck in a health check that never answers rejects on close', async () => {
+    const { start } = setup();
+    let checks = 0;
+    const pool = await start({
+      w: {
+        behaviour: Plain,
+        warm: 1,
+        healthy: () => (++checks === 1 ? new Promise<boolean>(() => {}) : true),
+      },
+    });
+    const a = await pool.checkout('w', { holder: null });
+    pool.checkin(a);
+    await settle();
+    const stuck = watch(pool.checkout('w', { holder: null, timeoutMs: Number.POSITIVE_INFINITY }));
+    await settle();
+    expect(stuck.current.state).toBe('pending');
+    await pool.close();
+    await settle();
+    expect(stuck.current).toMatchObject({ state: 'rejected', reason: { code: 'E_AGENT_POOL_CLOSED' } });
+  });
+
+  it('AgentPool.start refuses a live agent that is not a dynamic supervisor instead of hanging', async () => {
+    const { rt } = setup();
+    const NotASupervisor = behaviour<void, void, unknown, unknown>({
+      init() {},
+      handleCall: (_m, _f, s) => noreply(s),
+    });
+    const bogus = await rt.spawn(NotASupervisor, undefined);
+    await expect(
+      AgentPool.start(rt, { types: { w: { behaviour: Plain, warm: 1 } }, supervisor: bogus as never }),
+    ).rejects.toMatchObject({
+      code: 'E_INVALID_ARGUMENT',
+      message: expect.stringContaining('"supervisor"'),
+    });
+  });
+
+  it('keeps its warm agents after a passing start failure (background retry on the runtime clock)', async () => {
+    const { rt, clock, start } = setup();
+    let broken = false;
+    const Flaky = behaviour<void, void, 'get', string>({
+      init() {
+        if (broken) throw new Error('GPU busy');
+      },
+      handleCall: (_m, _f, s) => reply('ok', s),
+    });
+    const pool = await start({ w: { behaviour: Flaky, warm: 1 } });
+    const [first] = (await DynamicSupervisor.whichChildren(rt, pool.supervisor)).map((c) => c.ref as AnyRef);
+    broken = true;
+    rt.kill(first as AnyRef); // its replacement fails
+    await settleLong();
+    await expect(pool.checkout('w')).rejects.toMatchObject({ code: 'E_AGENT_POOL_START_FAILED' });
+    broken = false; // starts work again
+    await settleLong();
+    expect(pool.stats('w')).toMatchObject({ live: 0, idle: 1 });
+    clock.advance(60_000);
+    await settleLong();
+    expect(pool.stats('w')).toMatchObject({ warm: 1, live: 1, idle: 1 });
+  });
+
+  it('counts a checkout that timed out in the health check, and says so', async () => {
+    const { clock, start } = setup();
+    let checks = 0;
+    const pool = await start({
+      w: {
+        behaviour: Plain,
+        warm: 1,
+        healthy: () => (++checks === 1 ? new Promise<boolean>(() => {}) : true),
+      },
+    });
+    const a = await pool.checkout('w', { holder: null });
+    pool.checkin(a);
+    await settleLong();
+    const p = pool.checkout('w', { holder: null, timeoutMs: 100 }).catch((e: Error) => e);
+    await settleLong();
+    clock.advance(100);
+    const error = (await p) as Error & { code: string };
+    expect(error.code).toBe('E_AGENT_POOL_EXHAUSTED');
+    expect(error.message).toContain('its health check did not answer in time');
+    expect(error.message).not.toContain('still starting');
+    expect(pool.stats('w').timeouts).toBe(1);
+  });
+});

@@ -785,3 +785,84 @@ describe('AgentRegistry: model', () => {
     );
   });
 });
+
+describe('AgentRegistry: agents that exit right after init', () => {
+  const CrashAtOnce = behaviour<unknown, number, never, never, never, 'boom'>({
+    init(_c, ctx) {
+      ctx.send(ctx.self, 'boom');
+      return 0;
+    },
+    handleInfo: () => {
+      throw new Error('real reason: boom');
+    },
+  });
+  const OneShot = behaviour<unknown, number, never, never, never, 'done'>({
+    init(_c, ctx) {
+      ctx.send(ctx.self, 'done');
+      return 0;
+    },
+    handleInfo: (_m, s) => stop('normal', s),
+  });
+
+  it('a temporary agent that crashes right after init is failed with the crash, not a registry E_NOPROC', async () => {
+    const { agents } = await setup({}, runtime({ clock: new VirtualClock() }));
+    await agents.register({ id: 'c', type: 'job', behaviour: CrashAtOnce, restart: 'temporary' });
+    const ref = await agents.start('c');
+    expect(agents.status('c')).toBe('failed');
+    expect(String(agents.info('c').lastExitReason)).toContain('real reason: boom');
+    expect(agents.info('c').pid).toBeUndefined();
+    expect(agents.whereis('c')).toBeUndefined();
+    expect(ref).toBeDefined();
+  });
+
+  for (const restart of ['temporary', 'transient'] as const) {
+    it(`a ${restart} agent that exits normally at once has started, and is stopped`, async () => {
+      const { rt, agents } = await setup({}, runtime({ clock: new VirtualClock() }));
+      await agents.register({ id: 'job', type: 'job', behaviour: OneShot, restart });
+      const started = eventFor(rt, AGENT_STARTED, 'job');
+      const stopped = eventFor(rt, AGENT_STOPPED, 'job');
+      await agents.start('job');
+      await started;
+      await stopped;
+      expect(agents.status('job')).toBe('stopped');
+      expect(agents.info('job').lastExitReason).toBe('normal');
+    });
+  }
+
+  it('a permanent agent that keeps exiting at once is restarted up to intensity, then failed', async () => {
+    const { agents } = await setup({ intensity: 2 }, runtime({ clock: new VirtualClock() }));
+    await agents.register({ id: 'c', type: 'job', behaviour: CrashAtOnce });
+    const error = await expectCode(agents.start('c'), AgentRegistryErrorCodes.START_FAILED);
+    expect(String((error as Error).cause)).toContain('real reason: boom');
+    expect(agents.info('c')).toMatchObject({ status: 'failed', restarts: 2, pid: undefined });
+    // The supervisor itself is fine: other agents still start.
+    await agents.register(spec('w'));
+    expect(agents.status('w')).toBe('registered');
+    await agents.start('w');
+    expect(agents.status('w')).toBe('running');
+  });
+
+  it('counts restart(id) of a running agent in restarts; of a stopped one it is a plain start', async () => {
+    const { rt, agents } = await setup({}, runtime({ clock: new VirtualClock() }));
+    await agents.register(spec('a'));
+    await agents.start('a');
+    await agents.restart('a');
+    expect(agents.info('a').restarts).toBe(1);
+    await agents.stop('a');
+    const started = eventFor(rt, AGENT_STARTED, 'a');
+    await agents.restart('a');
+    await started;
+    expect(agents.info('a')).toMatchObject({ status: 'running', restarts: 1 });
+  });
+
+  it("list({status: 'running'}) lists only agents whose status is running", async () => {
+    const { agents } = await setup({}, runtime({ clock: new VirtualClock() }));
+    await agents.register(spec('a'));
+    await agents.register(spec('b'));
+    await agents.start('a');
+    await agents.start('b');
+    await agents.stop('b');
+    expect(ids(agents.list({ status: 'running' }))).toEqual(['a']);
+    expect(agents.list({ status: 'running' }).every((s) => s.status === 'running')).toBe(true);
+  });
+});
