@@ -8,6 +8,7 @@ import { consensusRound100Faults } from './consensus-round-100-faults.js';
 import { eventAppend } from './event-append.js';
 import { eventSubscribeLag } from './event-subscribe-lag.js';
 import { idleAgents1m } from './idle-agents-1m.js';
+import { orderbookMatch } from './orderbook-match.js';
 import { pingpongAllCores } from './pingpong-all-cores.js';
 import { registryLookup } from './registry-lookup.js';
 import { registryRegister } from './registry-register.js';
@@ -32,4 +33,5 @@ export const workloads: readonly Workload[] = [
   variableSync1000,
   consensusRound100Faults,
   auctionVickrey100,
+  orderbookMatch,
 ];

@@ -2,3 +2,5 @@
 export * from './auction.js';
 export * from './ledger.js';
 export * from './mechanisms.js';
+export * from './marketplace.js';
+export * from './orderbook.js';
