@@ -27,9 +27,21 @@
  * Reads (`balance`, `available`, `history`, ...) are synchronous reads of the committed state on
  * the caller's thread: no mailbox in the read path.
  *
+ * Amounts. An amount is a finite number > 0 and at most Number.MAX_SAFE_INTEGER, and a mint that
+ * would take the ledger's total above Number.MAX_SAFE_INTEGER is refused (BalanceLimitError); no
+ * balance is negative, so none can exceed it either. Integer amounts (minor units) are therefore
+ * exact: every balance and total is a safe integer. Fractional amounts are
+ * accepted (auction prices, a VCG critical value, are fractions), and then balances are float sums.
+ * So that rounding cannot take a balance below 0 or below what it holds, a debit from an account
+ * whose balance, holds or debits in flight are not all integers must leave a margin of
+ * `balance * 2^-32` (ROUNDING_MARGIN) unspent; `available` reports what is left after it, so
+ * spending exactly `available` is always accepted. A residue of rounding that would still take a
+ * balance below 0 is cut to 0 when applied (live and in replay alike): a balance is never negative.
+ *
  * Telemetry (only when someone listens): `['mabeam','ledger','submit']` when a transaction is
  * handed to the store, `['mabeam','ledger','commit']` when it is applied (measurement `amount`),
- * `['mabeam','ledger','reject']` when a request is refused (metadata `code`, `error`).
+ * `['mabeam','ledger','reject']` when a request is refused (metadata `code`, `error`; measurement
+ * `amount`, 0 for a whole-hold capture of a hold that is not active).
  */
 
 import type { EventStore, StoredEvent } from '../foundation/event-store/index.js';
@@ -67,6 +79,8 @@ export const LedgerErrorCodes = {
   LEDGER_CLOSED: 'E_LEDGER_CLOSED',
   /** The owner's supervisor gave up (restart intensity exceeded); queued requests were not committed. */
   LEDGER_UNAVAILABLE: 'E_LEDGER_UNAVAILABLE',
+  /** A mint would take the total (so possibly a balance) above Number.MAX_SAFE_INTEGER. */
+  BALANCE_LIMIT: 'E_LEDGER_BALANCE_LIMIT',
 } as const;
 
 export type LedgerErrorCode = (typeof LedgerErrorCodes)[keyof typeof LedgerErrorCodes];
@@ -77,7 +91,7 @@ export class InsufficientFundsError extends MabeamError {
   readonly account: string;
   /** The committed balance (holds included). */
   readonly balance: number;
-  /** What a debit could take: balance minus holds minus debits in flight. */
+  /** What a debit could take: balance minus holds minus debits in flight (minus the rounding margin). */
   readonly available: number;
   readonly amount: number;
   constructor(ledger: string, account: string, balance: number, available: number, amount: number) {
@@ -91,6 +105,31 @@ export class InsufficientFundsError extends MabeamError {
     this.balance = balance;
     this.available = available;
     this.amount = amount;
+  }
+}
+
+/**
+ * A mint (`open` or `deposit`) that would take the ledger's total, the sum of all balances, above
+ * Number.MAX_SAFE_INTEGER, beyond which numbers are no longer exact; nothing changed. As no balance
+ * is negative, no balance can then exceed the limit either.
+ */
+export class BalanceLimitError extends MabeamError {
+  readonly ledger: string;
+  /** The account the mint was for. */
+  readonly account: string;
+  readonly amount: number;
+  /** The committed total when it was refused. */
+  readonly total: number;
+  constructor(ledger: string, account: string, amount: number, total: number) {
+    super(
+      LedgerErrorCodes.BALANCE_LIMIT,
+      `ledger ${JSON.stringify(ledger)}: minting ${amount} into ${JSON.stringify(account)} would take ` +
+        `the total (${total}, with mints in flight) above Number.MAX_SAFE_INTEGER, where amounts stop being exact`,
+    );
+    this.ledger = ledger;
+    this.account = account;
+    this.amount = amount;
+    this.total = total;
   }
 }
 
@@ -319,9 +358,26 @@ function accountKey(id: unknown, field: string): string {
   throw new InvalidArgumentError(field, 'must be an account name (a non-empty string) or an agent', id);
 }
 
+/** The most any amount, balance or the total may be: above it numbers are not exact. */
+const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The part of its balance a debit must leave unspent, relative to the balance, once fractions are
+ * involved: it covers the rounding of later debits and captures (see the module comment).
+ */
+export const ROUNDING_MARGIN = 2 ** -32;
+
+function isAmount(v: unknown, allowZero: boolean): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && (allowZero ? v >= 0 : v > 0) && v <= MAX_AMOUNT;
+}
+
 function checkAmount(amount: unknown, field = 'amount', allowZero = false): number {
-  if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0 || (!allowZero && amount === 0)) {
-    throw new InvalidArgumentError(field, `must be a finite number ${allowZero ? '>= 0' : '> 0'}`, amount);
+  if (!isAmount(amount, allowZero)) {
+    throw new InvalidArgumentError(
+      field,
+      `must be a finite number ${allowZero ? '>= 0' : '> 0'} and at most Number.MAX_SAFE_INTEGER`,
+      amount,
+    );
   }
   return amount;
 }
@@ -375,6 +431,11 @@ class Book {
   transactions = 0;
   /** The next hold id (one past the highest ever placed or attempted). */
   nextHold = 1;
+  /** Minted minus burned, kept as it goes (the limit check on the total). */
+  supply = 0;
+  /** Mints in flight (live only), and how many. */
+  minting = 0;
+  mints = 0;
 
   constructor(name: string, historyLimit: number) {
     this.name = name;
@@ -394,19 +455,29 @@ class Book {
     const funds = (key: string, amount: number): Error | undefined => {
       const a = this.accounts.get(key);
       if (a === undefined) return new AccountUnknownError(name, key);
-      const available = a.balance - a.held - (live ? a.pending : 0);
-      if (amount > available) return new InsufficientFundsError(name, key, a.balance, available, amount);
+      // Live: what `available` reports. Replay: the log's debits were checked live, so only an
+      // overdraft beyond rounding is corrupt.
+      const available = live ? spendable(a) : a.balance - a.held + roundingMargin(a);
+      if (amount > available) {
+        return new InsufficientFundsError(name, key, a.balance, Math.max(0, available), amount);
+      }
       return undefined;
     };
     const known = (key: string): Error | undefined =>
       this.accounts.has(key) ? undefined : new AccountUnknownError(name, key);
+    // Balances are never negative, so with the total (mints in flight included) at most
+    // MAX_AMOUNT no balance can exceed it either: only mints need the check.
+    const mint = (key: string, amount: number): Error | undefined =>
+      this.supply + (live ? this.minting : 0) + amount > MAX_AMOUNT
+        ? new BalanceLimitError(name, key, amount, this.supply)
+        : undefined;
     switch (op.kind) {
       case 'open':
         return this.accounts.has(op.account) || opening.has(op.account)
           ? new AccountExistsError(name, op.account)
-          : undefined;
+          : mint(op.account, op.amount);
       case 'deposit':
-        return known(op.account);
+        return known(op.account) ?? mint(op.account, op.amount);
       case 'withdraw':
         return funds(op.account, op.amount);
       case 'transfer':
@@ -446,27 +517,37 @@ class Book {
     const touched: Account[] = [];
     switch (tx.kind) {
       case 'open': {
-        const a: Account = { balance: tx.amount, held: 0, holds: 0, pending: 0, inflight: 0, history: [] };
+        const a: Account = {
+          balance: tx.amount,
+          held: 0,
+          holds: 0,
+          pending: 0,
+          inflight: 0,
+          history: [],
+        };
         this.accounts.set(tx.account, a);
+        this.supply += tx.amount;
         touched.push(a);
         break;
       }
       case 'deposit': {
         const a = this.accounts.get(tx.account) as Account;
         a.balance += tx.amount;
+        this.supply += tx.amount;
         touched.push(a);
         break;
       }
       case 'withdraw': {
         const a = this.accounts.get(tx.account) as Account;
-        a.balance -= tx.amount;
+        a.balance = debit(a.balance, tx.amount);
+        this.supply -= tx.amount;
         touched.push(a);
         break;
       }
       case 'transfer': {
         const from = this.accounts.get(tx.from) as Account;
         const to = this.accounts.get(tx.to) as Account;
-        from.balance -= tx.amount;
+        from.balance = debit(from.balance, tx.amount);
         to.balance += tx.amount;
         touched.push(from, to);
         break;
@@ -493,7 +574,7 @@ class Book {
         touched.push(a);
         if (tx.kind === 'capture') {
           const to = this.accounts.get(tx.to) as Account;
-          a.balance -= tx.amount;
+          a.balance = debit(a.balance, tx.amount);
           to.balance += tx.amount;
           touched.push(to);
         }
@@ -540,6 +621,23 @@ class Book {
   }
 }
 
+/** `balance - amount`, a rounding residue below 0 cut to 0 (the checks keep anything else out). */
+function debit(balance: number, amount: number): number {
+  return Math.max(0, balance - amount);
+}
+
+/** The unspent margin a debit must leave: 0 while everything in the account is an integer. */
+function roundingMargin(a: Account): number {
+  return Number.isInteger(a.balance) && Number.isInteger(a.held) && Number.isInteger(a.pending)
+    ? 0
+    : a.balance * ROUNDING_MARGIN;
+}
+
+/** What a debit submitted now may take (may be below 0); `available` reports it clamped at 0. */
+function spendable(a: Account): number {
+  return a.balance - a.held - a.pending - roundingMargin(a);
+}
+
 // ---- events ------------------------------------------------------------------------------------
 
 /** The event payload of `op`: the op's fields plus the ledger's name. */
@@ -561,9 +659,7 @@ function decode(ledger: string, event: StoredEvent): LedgerTransaction | undefin
   };
   const num = (field: string, allowZero: boolean): number => {
     const v = d[field];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
-      throw new Error(`field ${field} is ${describe(v)}, not an amount`);
-    }
+    if (!isAmount(v, allowZero)) throw new Error(`field ${field} is ${describe(v)}, not an amount`);
     return v;
   };
   const hold = (): number => {
@@ -799,39 +895,44 @@ class LedgerCore {
     );
   }
 
-  /** Reserve (+1) or free (-1) what `op` takes while in flight. */
+  /** Reserve (+1) or free (-1) what `op` takes (and mints, for the total's limit) while in flight. */
   #reserve(op: Op, sign: 1 | -1): void {
-    let debit: string | undefined;
-    let amount = 0;
+    const book = this.book;
+    const mint = (amount: number): void => {
+      book.mints += sign;
+      book.minting = book.mints === 0 ? 0 : book.minting + sign * amount;
+    };
+    const debit = (key: string, amount: number): void => {
+      const a = book.account(key);
+      if (a === undefined) return;
+      a.inflight += sign;
+      // With nothing in flight, pending is exactly 0 (no float residue).
+      a.pending = a.inflight === 0 ? 0 : a.pending + sign * amount;
+    };
     switch (op.kind) {
       case 'open':
         if (sign > 0) this.opening.add(op.account);
         else this.opening.delete(op.account);
+        mint(op.amount);
+        return;
+      case 'deposit':
+        mint(op.amount);
         return;
       case 'withdraw':
       case 'hold':
-        debit = op.account;
-        amount = op.amount;
-        break;
+        debit(op.account, op.amount);
+        return;
       case 'transfer':
-        debit = op.from;
-        amount = op.amount;
-        break;
+        debit(op.from, op.amount);
+        return;
       case 'capture':
       case 'release': {
         // The held funds cover it; only stop a second settlement of the same hold.
-        const h = this.book.holds.get(op.hold);
+        const h = book.holds.get(op.hold);
         if (h !== undefined) h.settling = sign > 0;
         return;
       }
-      default:
-        return;
     }
-    const a = this.book.account(debit);
-    if (a === undefined) return;
-    a.inflight += sign;
-    // With nothing in flight, pending is exactly 0 (no float residue).
-    a.pending = a.inflight === 0 ? 0 : a.pending + sign * amount;
   }
 
   #committed(req: Request, op: Op, event: StoredEvent): void {
@@ -862,7 +963,8 @@ class LedgerCore {
       const code = error instanceof MabeamError ? error.code : undefined;
       tel.execute(
         LEDGER_REJECT_EVENT,
-        { amount: op.amount },
+        // NaN stands for "the whole hold" of a capture whose hold is not active: no amount known.
+        { amount: Number.isNaN(op.amount) ? 0 : op.amount },
         { ledger: this.name, kind: op.kind, code, error },
       );
     }
@@ -1081,9 +1183,9 @@ export class Ledger {
    * Move `amount` from `from` to `to`, atomically: one event carries both legs. Resolves once it
    * is committed (and applied). Rejects, changing nothing and appending nothing, with
    * InsufficientFundsError (E_INSUFFICIENT_FUNDS) when `from` has less available, AccountUnknownError
-   * (E_ACCOUNT_UNKNOWN) naming the unknown account, InvalidArgumentError (E_INVALID_ARGUMENT) for
-   * an amount that is not a finite number > 0 or `from` equal to `to`; with the store's error
-   * (E_STORE_*) when the store refused the commit.
+   * (E_ACCOUNT_UNKNOWN) naming the unknown account, InvalidArgumentError (E_INVALID_ARGUMENT)
+   * for an amount that is not a finite number in (0, Number.MAX_SAFE_INTEGER] or `from` equal to
+   * `to`; with the store's error (E_STORE_*) when the store refused the commit.
    */
   transfer(
     from: AccountId,
@@ -1100,7 +1202,11 @@ export class Ledger {
     });
   }
 
-  /** Mint `amount` into `account` (explicitly: the total grows). Errors as for `transfer`. */
+  /**
+   * Mint `amount` into `account` (explicitly: the total grows). Errors as for `transfer`, and
+   * BalanceLimitError (E_LEDGER_BALANCE_LIMIT) if the total would go above
+   * Number.MAX_SAFE_INTEGER (as for `open`).
+   */
   deposit(account: AccountId, amount: number, memo?: string): Promise<LedgerTransaction<'deposit'>> {
     return this.#request(() =>
       withMemo(
@@ -1206,12 +1312,13 @@ export class Ledger {
   }
 
   /**
-   * What a debit submitted now could take: balance minus holds minus debits in flight (never
-   * below 0). Throws AccountUnknownError for an unknown account.
+   * What a debit submitted now could take: balance minus holds minus debits in flight, minus the
+   * rounding margin when the account is not all integers (see the module comment); never below
+   * 0, and a debit of exactly this much is accepted. Throws AccountUnknownError for an unknown
+   * account.
    */
   available(account: AccountId): number {
-    const a = this.#account(account);
-    return Math.max(0, a.balance - a.held - a.pending);
+    return Math.max(0, spendable(this.#account(account)));
   }
 
   /** The account's most recent committed transactions (up to `historyLimit`), oldest first. */
@@ -1303,6 +1410,34 @@ export function budgetOf(
   }
   const none = unknown === 'zero' ? 0 : undefined;
   return (bidder) => (ledger.has(bidder) ? ledger.available(bidder) : none);
+}
+
+/**
+ * Escrow for the marketplace's `payments` option: `reserve` places a hold for the price (and
+ * answers its id), `capture` pays all of it to the provider, `release` frees it. A refusal of the
+ * hold (E_INSUFFICIENT_FUNDS, E_ACCOUNT_UNKNOWN) is the marketplace's "cannot pay".
+ *
+ * @example
+ * const market = await Marketplace.start(runtime, { payments: escrow(ledger) });
+ */
+export interface Escrow {
+  reserve(account: string, amount: number): Promise<number>;
+  capture(hold: number, to: string): Promise<void>;
+  release(hold: number): Promise<void>;
+}
+
+/** An Escrow over `ledger`'s hold, capture and release (each with `memo`, default 'escrow'). */
+export function escrow(ledger: Ledger, memo = 'escrow'): Escrow {
+  checkMemo(memo);
+  return {
+    reserve: async (account, amount) => (await ledger.hold(account, amount, memo)).hold,
+    capture: async (hold, to) => {
+      await ledger.capture(hold, to, undefined, memo);
+    },
+    release: async (hold) => {
+      await ledger.release(hold, memo);
+    },
+  };
 }
 
 /** A can-pay check (for the marketplace): whether `account` exists and has `amount` available now. */

@@ -1,7 +1,8 @@
 /**
  * A service marketplace: provider agents list services at a price, consumers request them, the
  * provider executes the request (a real call to the provider agent, with a timeout), and the
- * trade settles through an injected `settle(from, to, amount)`.
+ * trade settles through an injected `settle(from, to, amount)`, or through `payments` that reserve
+ * the price before the work and capture it after.
  *
  * **Matching: best-price listing, not the order book.** A listing is a standing offer with a
  * *capacity* (how many requests the provider runs at once); a slot is taken while a request runs
@@ -9,26 +10,32 @@
  * re-post the ask (losing its time priority) after every request; a listing keeps its place. A
  * request is in effect an immediate-or-cancel bid for one unit: it goes to the cheapest listing
  * at or under its `maxPrice` with a free slot, ties to the earliest listing (price-time priority,
- * as in the book). The consumer pays the listed price.
+ * as in the book). The consumer pays the listed price. Slots are counted per provider and service,
+ * not per listing: requests still running after an unlist count against a relisting's capacity.
  *
  * **Who does what.** One marketplace agent owns the listings and slots: `list`, `unlist` and
  * taking or returning a slot are messages to it, and it monitors providers, so a provider that
  * exits is unlisted at once. The request itself runs in the requester's promise, not in the
- * marketplace agent, so one slow provider holds up nobody else: take a slot, check the consumer
- * can pay (`canPay`, optional), call the provider, settle, return the slot.
+ * marketplace agent, so one slow provider holds up nobody else: take a slot, reserve the price
+ * (`payments`) or check the consumer can pay (`canPay`, optional), call the provider, capture or
+ * settle, return the slot.
  *
  * **Failure.** The consumer is charged only after the provider replied with a result. A provider
  * that crashes, exits, is gone, times out, or refuses (`refuseService`) costs the consumer nothing:
  * the request rejects with ProviderFailedError, ProviderTimeoutError or ServiceRefusedError. No
- * listing that fits: NoProviderError (with `reason`). A settlement that fails after the provider
- * worked rejects with SettlementError (the provider is then unpaid; a ledger with holds can close
- * that gap by reserving the price in `canPay`). A provider that timed out may still be working;
- * its slot is returned anyway.
+ * listing that fits: NoProviderError (with `reason`). `canPay` or `payments.reserve` throwing
+ * (rather than refusing): PaymentError. A settlement that fails after the provider worked rejects
+ * with SettlementError. With `settle` the provider is then unpaid, as the consumer's funds were
+ * only checked, not reserved; `payments` closes that gap: the price is reserved before the
+ * provider is called (`reserve`), paid from the reservation after (`capture`), and the
+ * reservation is released on every failure (`release`). A provider that timed out may still be
+ * working; its slot is returned anyway.
  *
  * Telemetry: `['mabeam','marketplace','settled']` (measurements `price`, `duration` in runtime
  * clock ms; metadata `service`, `provider`, `consumer`, `request`) and
  * `['mabeam','marketplace','failed']` (metadata `reason`: `no_provider`, `insufficient_funds`,
- * `provider_failed`, `provider_timeout`, `refused` or `settlement`, plus `service`, `consumer`).
+ * `payment`, `provider_failed`, `provider_timeout`, `refused`, `settlement`, or `error` when the
+ * marketplace agent could not be asked for a slot (stopped, say); plus `service`, `consumer`).
  */
 import {
   type AgentContext,
@@ -64,8 +71,10 @@ export const MarketplaceErrorCodes = {
   SERVICE_REFUSED: 'E_MARKETPLACE_SERVICE_REFUSED',
   /** The consumer cannot pay the price (in-memory balances, or `canPay` said no). */
   INSUFFICIENT_FUNDS: 'E_MARKETPLACE_INSUFFICIENT_FUNDS',
-  /** `settle` failed after the provider had replied; `cause` holds why. */
+  /** `settle` (or `payments.capture`) failed after the provider had replied; `cause` holds why. */
   SETTLEMENT_FAILED: 'E_MARKETPLACE_SETTLEMENT_FAILED',
+  /** `canPay` or `payments.reserve` threw (other than a refusal for funds); `cause` holds why. */
+  PAYMENT_FAILED: 'E_MARKETPLACE_PAYMENT_FAILED',
 } as const;
 
 export type NoProviderReason = 'none_listed' | 'over_price' | 'at_capacity';
@@ -138,11 +147,13 @@ export class ServiceRefusedError extends MabeamError {
 export class InsufficientBalanceError extends MabeamError {
   readonly account: string;
   readonly amount: number;
-  constructor(account: string, amount: number, balance?: number) {
+  constructor(account: string, amount: number, balance?: number, cause?: unknown) {
     super(
       MarketplaceErrorCodes.INSUFFICIENT_FUNDS,
       `account ${JSON.stringify(account)} cannot pay ${amount}` +
-        (balance === undefined ? '' : ` (balance ${balance})`),
+        (balance === undefined ? '' : ` (balance ${balance})`) +
+        (cause === undefined ? '' : `: ${describe(cause)}`),
+      cause === undefined ? undefined : { cause },
     );
     this.account = account;
     this.amount = amount;
@@ -166,12 +177,45 @@ export class SettlementError extends MabeamError {
   }
 }
 
+/** Checking or reserving the price failed (`canPay` or `payments.reserve` threw); not charged. */
+export class PaymentError extends MabeamError {
+  readonly account: string;
+  readonly amount: number;
+  constructor(account: string, amount: number, cause: unknown) {
+    super(
+      MarketplaceErrorCodes.PAYMENT_FAILED,
+      `could not check or reserve ${amount} from ${JSON.stringify(account)}: ${describe(cause)} (not charged)`,
+      { cause },
+    );
+    this.account = account;
+    this.amount = amount;
+  }
+}
+
 // ---- settlement --------------------------------------------------------------------------------
 
 /** Moves `amount` from account `from` to account `to`; throws or rejects to refuse. */
 export type SettleFn = (from: string, to: string, amount: number) => void | Promise<void>;
 /** Whether `account` can pay `amount` now (checked before the provider is asked to work). */
 export type CanPayFn = (account: string, amount: number) => boolean | Promise<boolean>;
+
+/**
+ * Payment by reservation (escrow), for example `escrow(ledger)` from ledger.ts. `reserve` runs
+ * before the provider is called and answers a token (throw InsufficientBalanceError, or a
+ * MabeamError coded `E_INSUFFICIENT_FUNDS` or `E_ACCOUNT_UNKNOWN`, to refuse for want of funds);
+ * after the provider replied, `capture(token, to)` pays the price to the provider's account;
+ * on every failure instead (provider failed, timed out or refused, capture failed)
+ * `release(token)` frees the reservation. Exactly one of `capture` and `release` is called per
+ * token that `reserve` gave, except that `release` follows a failed `capture`.
+ */
+export interface Payments<T = unknown> {
+  reserve(account: string, amount: number): T | Promise<T>;
+  capture(token: T, to: string): void | Promise<void>;
+  release(token: T): void | Promise<void>;
+}
+
+/** Codes of errors from `payments.reserve` (and `canPay`) that mean "cannot pay", not "broken". */
+const FUNDS_CODES: ReadonlySet<string> = new Set(['E_INSUFFICIENT_FUNDS', 'E_ACCOUNT_UNKNOWN']);
 
 function checkAmount(amount: unknown, what = 'amount'): asserts amount is number {
   if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
@@ -232,6 +276,8 @@ export class Balances {
 
 export const MARKETPLACE_SETTLED = ['mabeam', 'marketplace', 'settled'] as const;
 export const MARKETPLACE_FAILED = ['mabeam', 'marketplace', 'failed'] as const;
+/** `payments.release` failed after a failed request (metadata `error`); the reservation may remain. */
+export const MARKETPLACE_RELEASE_FAILED = ['mabeam', 'marketplace', 'release_failed'] as const;
 
 /** An agent: its ref, pid, or (from inside its callbacks) its context. */
 export type AgentLike = AnyRef | Pid | AgentContext<unknown, unknown, unknown, unknown>;
@@ -290,7 +336,7 @@ export interface ListingInfo {
   readonly provider: Pid;
   readonly price: number;
   readonly capacity: number;
-  /** Requests running now. */
+  /** Requests of this provider and service running now (those it took before an unlist count). */
   readonly inFlight: number;
   readonly account: string;
   /** Listing order (time priority among equal prices). */
@@ -326,7 +372,12 @@ export interface MarketplaceOptions {
    * is not given, none otherwise.
    */
   readonly canPay?: CanPayFn;
-  /** Initial in-memory balances (only without `settle`). */
+  /**
+   * Reserve the price before the provider works, capture it after, release it on failure
+   * (instead of `settle` and `canPay`, which it excludes); for example `escrow(ledger)`.
+   */
+  readonly payments?: Payments<unknown>;
+  /** Initial in-memory balances (only without `settle` or `payments`). */
   readonly balances?: Readonly<Record<string, number>>;
   /** Default provider timeout in runtime-clock ms (default 5000). */
   readonly timeoutMs?: number;
@@ -342,7 +393,6 @@ interface Listing {
   readonly providerKey: string;
   price: number;
   capacity: number;
-  inFlight: number;
   account: string;
   seq: number;
   /** False once unlisted (requests still running return their slot to nobody). */
@@ -391,8 +441,13 @@ export interface MarketplaceState {
   readonly services: Map<string, Listing[]>;
   /** Providers with listings, each monitored once. */
   readonly providers: Map<string, { readonly monitor: MonitorRef; readonly listings: Map<string, Listing> }>;
-  /** Slots taken, by request number. */
-  readonly taken: Map<number, Listing>;
+  /** Slots taken: the running key (`slotKey`) of each request number. */
+  readonly taken: Map<number, string>;
+  /**
+   * Requests running per provider and service (`slotKey`), not per listing object: requests that
+   * outlive an unlist still count when the provider lists the service again.
+   */
+  readonly running: Map<string, number>;
   nextSeq: number;
   nextRequest: number;
 }
@@ -413,6 +468,14 @@ function insertListing(list: Listing[], l: Listing): void {
   list.splice(lo, 0, l);
 }
 
+function slotKey(providerKey: string, service: string): string {
+  return `${providerKey}\u0000${service}`;
+}
+
+function runningOf(s: MarketplaceState, l: Listing): number {
+  return s.running.get(slotKey(l.providerKey, l.service)) ?? 0;
+}
+
 function removeListing(s: MarketplaceState, l: Listing): void {
   l.live = false;
   const list = s.services.get(l.service);
@@ -425,13 +488,13 @@ function removeListing(s: MarketplaceState, l: Listing): void {
   p?.listings.delete(l.service);
 }
 
-function infoOf(l: Listing): ListingInfo {
+function infoOf(s: MarketplaceState, l: Listing): ListingInfo {
   return {
     service: l.service,
     provider: l.provider,
     price: l.price,
     capacity: l.capacity,
-    inFlight: l.inFlight,
+    inFlight: runningOf(s, l),
     account: l.account,
     seq: l.seq,
   };
@@ -441,11 +504,12 @@ function infoOf(l: Listing): ListingInfo {
 function choose(s: MarketplaceState, service: string, maxPrice: number): Listing | NoProviderReason {
   const list = s.services.get(service);
   if (list === undefined || list.length === 0) return 'none_listed';
+  // Sorted by price: 'over_price' only when not even the cheapest fits the limit.
   for (const l of list) {
-    if (l.price > maxPrice) return 'over_price';
-    if (l.inFlight < l.capacity) return l;
+    if (l.price > maxPrice) break;
+    if (runningOf(s, l) < l.capacity) return l;
   }
-  return 'at_capacity';
+  return (list[0] as Listing).price > maxPrice ? 'over_price' : 'at_capacity';
 }
 
 function handle(
@@ -473,7 +537,7 @@ function handle(
           old.seq = ++s.nextSeq;
           insertListing(list, old);
         }
-        return infoOf(old);
+        return infoOf(s, old);
       }
       const l: Listing = {
         service: msg.service,
@@ -481,7 +545,6 @@ function handle(
         providerKey: key,
         price: msg.price,
         capacity: msg.capacity,
-        inFlight: 0,
         account: msg.account,
         seq: ++s.nextSeq,
         live: true,
@@ -493,7 +556,7 @@ function handle(
         s.services.set(msg.service, list);
       }
       insertListing(list, l);
-      return infoOf(l);
+      return infoOf(s, l);
     }
     case 'unlist': {
       const l = s.providers.get(pidKey(msg.provider))?.listings.get(msg.service);
@@ -504,9 +567,10 @@ function handle(
     case 'reserve': {
       const chosen = choose(s, msg.service, msg.maxPrice);
       if (typeof chosen === 'string') throw new NoProviderError(msg.service, chosen, msg.maxPrice);
-      chosen.inFlight++;
+      const key = slotKey(chosen.providerKey, chosen.service);
+      s.running.set(key, (s.running.get(key) ?? 0) + 1);
       const request = ++s.nextRequest;
-      s.taken.set(request, chosen);
+      s.taken.set(request, key);
       return {
         request,
         service: chosen.service,
@@ -541,10 +605,12 @@ export const MarketplaceBehaviour: Behaviour<
 
   handleCast(msg, s): CastResult<MarketplaceState> {
     if (msg.type !== 'release') return s;
-    const l = s.taken.get(msg.request);
-    if (l === undefined) return s;
+    const key = s.taken.get(msg.request);
+    if (key === undefined) return s;
     s.taken.delete(msg.request);
-    l.inFlight--;
+    const n = (s.running.get(key) ?? 1) - 1;
+    if (n > 0) s.running.set(key, n);
+    else s.running.delete(key);
     return s;
   },
 
@@ -584,6 +650,11 @@ function checkTimeout(ms: unknown, what: string): asserts ms is number {
 
 const DEFAULT_TIMEOUT_MS = 5000;
 
+/** The settle of a marketplace with `payments` (which captures instead). */
+const unused: SettleFn = () => {
+  throw new Error('settle is not used with payments');
+};
+
 /** The service marketplace (see the module comment). Start it with `Marketplace.start(runtime)`. */
 export class Marketplace {
   readonly runtime: Runtime;
@@ -593,6 +664,7 @@ export class Marketplace {
   readonly #s: MarketplaceState;
   readonly #settle: SettleFn;
   readonly #canPay: CanPayFn | undefined;
+  readonly #payments: Payments<unknown> | undefined;
   readonly #timeoutMs: number;
 
   private constructor(
@@ -602,6 +674,7 @@ export class Marketplace {
     balances: Balances | undefined,
     settle: SettleFn,
     canPay: CanPayFn | undefined,
+    payments: Payments<unknown> | undefined,
     timeoutMs: number,
   ) {
     this.runtime = runtime;
@@ -610,6 +683,7 @@ export class Marketplace {
     this.balances = balances;
     this.#settle = settle;
     this.#canPay = canPay;
+    this.#payments = payments;
     this.#timeoutMs = timeoutMs;
   }
 
@@ -618,26 +692,41 @@ export class Marketplace {
     if (options === null || typeof options !== 'object') {
       throw new InvalidArgumentError('marketplace options', 'must be an object', options);
     }
-    const { settle, canPay, balances: initial, timeoutMs = DEFAULT_TIMEOUT_MS, name } = options;
+    const { settle, canPay, payments, balances: initial, timeoutMs = DEFAULT_TIMEOUT_MS, name } = options;
     if (settle !== undefined && typeof settle !== 'function') {
       throw new InvalidArgumentError('settle', 'must be a function (from, to, amount)', settle);
     }
     if (canPay !== undefined && typeof canPay !== 'function') {
       throw new InvalidArgumentError('canPay', 'must be a function (account, amount)', canPay);
     }
-    if (settle !== undefined && initial !== undefined) {
+    if (payments !== undefined) {
+      if (
+        payments === null ||
+        typeof payments !== 'object' ||
+        typeof payments.reserve !== 'function' ||
+        typeof payments.capture !== 'function' ||
+        typeof payments.release !== 'function'
+      ) {
+        throw new InvalidArgumentError('payments', 'must be an object {reserve, capture, release}', payments);
+      }
+      if (settle !== undefined || canPay !== undefined) {
+        throw new InvalidArgumentError('payments', 'replace `settle` and `canPay`: give one or the other');
+      }
+    }
+    if ((settle !== undefined || payments !== undefined) && initial !== undefined) {
       throw new InvalidArgumentError(
         'balances',
-        'only apply to the in-memory default (no `settle` given)',
+        'only apply to the in-memory default (no `settle` or `payments` given)',
         initial,
       );
     }
     checkTimeout(timeoutMs, 'timeoutMs');
-    const balances = settle === undefined ? new Balances(initial) : undefined;
+    const balances = settle === undefined && payments === undefined ? new Balances(initial) : undefined;
     const state: MarketplaceState = {
       services: new Map(),
       providers: new Map(),
       taken: new Map(),
+      running: new Map(),
       nextSeq: 0,
       nextRequest: 0,
     };
@@ -647,8 +736,9 @@ export class Marketplace {
       ref,
       state,
       balances,
-      settle ?? (balances as Balances).settle,
+      settle ?? balances?.settle ?? unused,
       canPay ?? balances?.canPay,
+      payments,
       timeoutMs,
     );
   }
@@ -698,9 +788,11 @@ export class Marketplace {
    * Buy one execution of `service` for `consumer` (an account name, or an agent whose account is
    * its pid key): the cheapest fitting listing's provider is called with a `ServiceRequest`
    * carrying `input`, and the consumer pays the listed price once it has replied. Resolves with
-   * the receipt (the provider's reply in `result`). Rejects, charging nothing, with
-   * NoProviderError, InsufficientBalanceError, ProviderFailedError, ProviderTimeoutError or
-   * ServiceRefusedError; with SettlementError if payment fails after the work.
+   * the receipt (the provider's reply in `result`). Rejects, charging nothing (and releasing a
+   * `payments` reservation), with NoProviderError, InsufficientBalanceError, PaymentError,
+   * ProviderFailedError, ProviderTimeoutError or ServiceRefusedError; with SettlementError if
+   * payment fails after the work; with the marketplace agent's error if it could not be asked
+   * (telemetry reason `error`).
    */
   async request<R = unknown, I = unknown>(
     consumer: string | AgentLike,
@@ -729,18 +821,40 @@ export class Marketplace {
       throw error;
     }
     const started = this.runtime.clock.now();
+    const payments = this.#payments;
+    let reserved = false;
+    let token: unknown;
     const fail = (reason: string, error: Error): never => {
       this.#release(slot.request);
+      if (reserved) this.#releasePayment(payments as Payments<unknown>, token, service, account, slot);
       this.#failed(reason, service, account, slot);
       throw error;
     };
+    /** A refusal for want of funds, or PaymentError for anything else `canPay`/`reserve` threw. */
+    const payFailure = (error: unknown): never => {
+      if (error instanceof InsufficientBalanceError) return fail('insufficient_funds', error);
+      if (error instanceof MabeamError && FUNDS_CODES.has(error.code)) {
+        return fail(
+          'insufficient_funds',
+          new InsufficientBalanceError(account, slot.price, undefined, error),
+        );
+      }
+      return fail('payment', new PaymentError(account, slot.price, error));
+    };
 
-    if (this.#canPay !== undefined && slot.price > 0) {
+    if (payments !== undefined && slot.price > 0) {
+      try {
+        token = await payments.reserve(account, slot.price);
+      } catch (error) {
+        return payFailure(error);
+      }
+      reserved = true;
+    } else if (this.#canPay !== undefined && slot.price > 0) {
       let ok: boolean;
       try {
         ok = await this.#canPay(account, slot.price);
       } catch (error) {
-        return fail('insufficient_funds', error instanceof Error ? error : new Error(describe(error)));
+        return payFailure(error);
       }
       if (!ok) {
         return fail(
@@ -772,7 +886,8 @@ export class Marketplace {
     }
     if (slot.price > 0) {
       try {
-        await this.#settle(account, slot.account, slot.price);
+        if (reserved) await (payments as Payments<unknown>).capture(token, slot.account);
+        else await this.#settle(account, slot.account, slot.price);
       } catch (error) {
         return fail('settlement', new SettlementError(account, slot.account, slot.price, error));
       }
@@ -801,6 +916,30 @@ export class Marketplace {
     this.runtime.cast(this.ref, { type: 'release', request });
   }
 
+  /** Free a reservation after a failure; a release that fails is reported, not thrown. */
+  #releasePayment(
+    payments: Payments<unknown>,
+    token: unknown,
+    service: string,
+    consumer: string,
+    slot: Reservation,
+  ): void {
+    const report = (error: unknown): void => {
+      const tel = this.runtime.telemetry;
+      if (!tel.enabled) return;
+      tel.execute(
+        MARKETPLACE_RELEASE_FAILED,
+        { price: slot.price },
+        { service, consumer, provider: slot.provider, request: slot.request, error },
+      );
+    };
+    try {
+      Promise.resolve(payments.release(token)).catch(report);
+    } catch (error) {
+      report(error);
+    }
+  }
+
   #failed(reason: string, service: string, consumer: string, slot?: Reservation): void {
     const tel = this.runtime.telemetry;
     if (!tel.enabled) return;
@@ -816,7 +955,8 @@ export class Marketplace {
   /** The listings of `service`, in the order requests pick them (price, then listing time). */
   listings(service: string): ListingInfo[] {
     checkService(service);
-    return (this.#s.services.get(service) ?? []).map(infoOf);
+    const s = this.#s;
+    return (s.services.get(service) ?? []).map((l) => infoOf(s, l));
   }
 
   /**
@@ -826,7 +966,7 @@ export class Marketplace {
   quote(service: string, maxPrice = Number.POSITIVE_INFINITY): ListingInfo | undefined {
     checkService(service);
     const chosen = choose(this.#s, service, maxPrice);
-    return typeof chosen === 'string' ? undefined : infoOf(chosen);
+    return typeof chosen === 'string' ? undefined : infoOf(this.#s, chosen);
   }
 
   /** Services with at least one listing. */

@@ -27,6 +27,13 @@
  * takers that submitted by cast) receive `fill` messages, the orders of an owner that exits are
  * cancelled, reads (`exchange.book(market).depth('bid')`) are synchronous.
  *
+ * `onTrade` is called for each trade once the submit has finished changing the book (matched,
+ * and what is left rested), in trade order, before `submit` returns. So a listener sees a
+ * consistent book and may read it, cancel or submit (the trades of a nested submit are delivered
+ * after the ones already due, still in order). An error thrown by the listener does not stop the
+ * others or the submit: it goes to `onTradeError`, and to `['mabeam','orderbook','trade_error']`
+ * on the `telemetry` option (metadata `book`, `trade`, `error`).
+ *
  * Telemetry (from the Exchange): `['mabeam','orderbook','trade']` per trade (measurements `price`,
  * `quantity`; metadata `market`, `trade`) and `['mabeam','orderbook','cancel']` per cancelled
  * order (measurements `quantity`, the part left; metadata `market`, `id`, `reason`: `request` or
@@ -50,6 +57,7 @@ import {
   type Runtime,
   reply,
   type SystemMessage,
+  type Telemetry,
 } from '../kernel/index.js';
 
 // ---- errors ------------------------------------------------------------------------------------
@@ -192,8 +200,15 @@ export interface LevelView {
 export interface OrderBookOptions<O = unknown> {
   /** Names the book in errors. */
   readonly name?: string;
-  /** Called synchronously for every trade, in order, before `submit` returns. */
+  /**
+   * Called for every trade, in order, before `submit` returns, once the book is consistent again
+   * (see the module comment): it may read the book, cancel or submit.
+   */
   readonly onTrade?: (trade: Trade<O>) => void;
+  /** Gets what `onTrade` threw (the submit and the other trades' calls go on). */
+  readonly onTradeError?: (error: unknown, trade: Trade<O>) => void;
+  /** Where `['mabeam','orderbook','trade_error']` is reported (for example `runtime.telemetry`). */
+  readonly telemetry?: Telemetry;
   /**
    * Index resting orders by owner under this key, which enables `cancelOwner`. Costs a Map and
    * Set update per resting order, so it is off by default.
@@ -220,6 +235,9 @@ export interface ReadonlyOrderBook<O = unknown> {
   order(id: OrderId): OrderView<O> | undefined;
   orders(side: Side): IterableIterator<OrderView<O>>;
 }
+
+/** An `onTrade` listener threw (books made with the `telemetry` option). */
+export const ORDERBOOK_TRADE_ERROR = ['mabeam', 'orderbook', 'trade_error'] as const;
 
 // ---- the structure -----------------------------------------------------------------------------
 
@@ -248,6 +266,8 @@ const MAX_SPARE = 256;
 
 /** A price level: a node of its side's skip list and a FIFO of orders. */
 class Level<O> {
+  /** In its ladder (false once removed, and while it waits on the spare list). */
+  linked = false;
   head: Order<O> | null = null;
   tail: Order<O> | null = null;
   orders = 0;
@@ -332,11 +352,14 @@ class Ladder<O> {
       prev.next[i] = level;
     }
     this.byPrice.set(price, level);
+    level.linked = true;
     return level;
   }
 
-  /** Unlink an empty level. */
+  /** Unlink an empty level; a level already removed is left alone (never unlinked or spared twice). */
   remove(level: Level<O>): void {
+    if (!level.linked) return;
+    level.linked = false;
     this.byPrice.delete(level.price);
     const head = this.head;
     const h = level.next.length;
@@ -411,6 +434,11 @@ export class OrderBook<O = unknown> implements ReadonlyOrderBook<O> {
   readonly #sides: [Ladder<O>, Ladder<O>] = [new Ladder<O>(-1), new Ladder<O>(1)];
   readonly #orders = new Map<OrderId, Order<O>>();
   readonly #onTrade: ((trade: Trade<O>) => void) | undefined;
+  readonly #onTradeError: ((error: unknown, trade: Trade<O>) => void) | undefined;
+  readonly #telemetry: Telemetry | undefined;
+  /** Trades waiting for `onTrade`, delivered in order once the book is consistent. */
+  #due: Trade<O>[] = [];
+  #delivering = false;
   readonly #ownerKey: ((owner: O) => string) | undefined;
   readonly #byOwner: Map<string, Set<Order<O>>> | undefined;
   #nextId = 0;
@@ -424,18 +452,26 @@ export class OrderBook<O = unknown> implements ReadonlyOrderBook<O> {
     if (options === null || typeof options !== 'object') {
       throw new InvalidArgumentError('order book options', 'must be an object', options);
     }
-    const { name, onTrade, ownerKey } = options;
+    const { name, onTrade, onTradeError, telemetry, ownerKey } = options;
     if (name !== undefined && typeof name !== 'string') {
       throw new InvalidArgumentError('order book name', 'must be a string', name);
     }
     if (onTrade !== undefined && typeof onTrade !== 'function') {
       throw new InvalidArgumentError('onTrade', 'must be a function', onTrade);
     }
+    if (onTradeError !== undefined && typeof onTradeError !== 'function') {
+      throw new InvalidArgumentError('onTradeError', 'must be a function', onTradeError);
+    }
+    if (telemetry !== undefined && (telemetry === null || typeof telemetry.execute !== 'function')) {
+      throw new InvalidArgumentError('telemetry', 'must be a Telemetry (runtime.telemetry)', telemetry);
+    }
     if (ownerKey !== undefined && typeof ownerKey !== 'function') {
       throw new InvalidArgumentError('ownerKey', 'must be a function', ownerKey);
     }
     this.name = name === undefined ? 'order book' : `order book ${JSON.stringify(name)}`;
     this.#onTrade = onTrade;
+    this.#onTradeError = onTradeError;
+    this.#telemetry = telemetry;
     this.#ownerKey = ownerKey;
     this.#byOwner = ownerKey === undefined ? undefined : new Map();
   }
@@ -474,10 +510,49 @@ export class OrderBook<O = unknown> implements ReadonlyOrderBook<O> {
     const trades: Trade<O>[] = [];
     const left = this.#match(side, price, quantity, id, owner, trades);
     const filled = quantity - left;
-    if (left === 0) return { id, trades, filled, resting: 0, status: 'filled' };
-    if (tif === 'ioc') return { id, trades, filled, resting: 0, status: 'cancelled' };
-    this.#rest(side, price, left, quantity, id, owner);
-    return { id, trades, filled, resting: left, status: filled === 0 ? 'resting' : 'partial' };
+    let result: SubmitResult<O>;
+    if (left === 0) result = { id, trades, filled, resting: 0, status: 'filled' };
+    else if (tif === 'ioc') result = { id, trades, filled, resting: 0, status: 'cancelled' };
+    else {
+      this.#rest(side, price, left, quantity, id, owner);
+      result = { id, trades, filled, resting: left, status: filled === 0 ? 'resting' : 'partial' };
+    }
+    // The book is consistent again: now the listener may see it (and re-enter it).
+    if (this.#onTrade !== undefined && trades.length > 0) this.#deliver(trades);
+    return result;
+  }
+
+  /** Call onTrade for `trades` after those already due, each error caught and reported. */
+  #deliver(trades: Trade<O>[]): void {
+    for (const t of trades) this.#due.push(t);
+    // A submit from inside onTrade only queues: the outer loop delivers in trade order.
+    if (this.#delivering) return;
+    this.#delivering = true;
+    const onTrade = this.#onTrade as (trade: Trade<O>) => void;
+    try {
+      for (let i = 0; i < this.#due.length; i++) {
+        const trade = this.#due[i] as Trade<O>;
+        try {
+          onTrade(trade);
+        } catch (error) {
+          this.#tradeError(error, trade);
+        }
+      }
+    } finally {
+      this.#due = [];
+      this.#delivering = false;
+    }
+  }
+
+  #tradeError(error: unknown, trade: Trade<O>): void {
+    const tel = this.#telemetry;
+    if (tel?.enabled) tel.execute(ORDERBOOK_TRADE_ERROR, {}, { book: this.name, trade, error });
+    if (this.#onTradeError === undefined) return;
+    try {
+      this.#onTradeError(error, trade);
+    } catch {
+      // A failing error handler has nobody left to tell; the book stays consistent.
+    }
   }
 
   /** Trade `quantity` against the other side while prices cross; returns what is left. */
@@ -534,7 +609,6 @@ export class OrderBook<O = unknown> implements ReadonlyOrderBook<O> {
           maker = next;
         }
         trades.push(trade);
-        this.#onTrade?.(trade);
       }
       if (level.orders === 0) ladder.remove(level);
     }

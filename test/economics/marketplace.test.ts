@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { escrow, Ledger } from '../../src/economics/ledger.js';
 import {
   Balances,
   InsufficientBalanceError,
@@ -7,6 +8,8 @@ import {
   Marketplace,
   MarketplaceErrorCodes,
   NoProviderError,
+  PaymentError,
+  type Payments,
   ProviderFailedError,
   ProviderTimeoutError,
   refuseService,
@@ -14,6 +17,7 @@ import {
   type ServiceRequest,
   SettlementError,
 } from '../../src/economics/marketplace.js';
+import { EventStore, MemoryEventLog } from '../../src/foundation/event-store/index.js';
 import {
   type AnyRef,
   behaviour,
@@ -204,6 +208,202 @@ describe('Marketplace: list, request, execute, settle', () => {
     expect(m.services()).toEqual([]);
     const e = await m.request('anyone', 'x', null).catch((x: unknown) => x);
     expect(e).toMatchObject({ reason: 'none_listed' });
+  });
+});
+
+describe('Marketplace: capacity per provider and service', () => {
+  it('requests still running after an unlist count against the relisting: capacity 1 runs 1 at once', async () => {
+    // Regression: slots were counted per listing object, so unlist + relist during a request
+    // gave the provider a fresh slot and it ran two requests at once.
+    runtime();
+    const m = await Marketplace.start(rt, { balances: { c: 100 } });
+    const arrived = deferred();
+    let running = 0;
+    const p = provider('hold', () => {
+      running++;
+      arrived.resolve();
+    });
+    await m.list(p, 'gpu', { price: 1, capacity: 1 });
+    const first = m.request('c', 'gpu', 1, { timeoutMs: Number.POSITIVE_INFINITY });
+    await arrived.promise;
+    await m.unlist(p, 'gpu');
+    const relisted = await m.list(p, 'gpu', { price: 1, capacity: 1 });
+    expect(relisted.inFlight).toBe(1);
+    expect(m.quote('gpu')).toBeUndefined();
+    const e = await m.request('c', 'gpu', 2).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(NoProviderError);
+    expect(e).toMatchObject({ reason: 'at_capacity' });
+    expect(running).toBe(1);
+    // The first request ends: its slot comes back to the relisted service.
+    rt.cast(p, { type: 'release' });
+    expect((await first).result).toBe('done');
+    await settled(m);
+    expect(m.listings('gpu')[0]?.inFlight).toBe(0);
+    expect(m.quote('gpu')?.price).toBe(1);
+    expect(m.inFlight).toBe(0);
+  });
+
+  it("NoProviderError says 'at_capacity' when the listings within maxPrice are only full", async () => {
+    // Regression: a busy cheap listing followed by one over the limit gave 'over_price'.
+    runtime();
+    const m = await Marketplace.start(rt, { balances: { c: 100 } });
+    const arrived = deferred();
+    const cheap = provider('hold', () => arrived.resolve());
+    await m.list(cheap, 'gpu', { price: 5, capacity: 1 });
+    await m.list(provider('echo'), 'gpu', { price: 10, capacity: 1 });
+    const busy = m.request('c', 'gpu', 1, { maxPrice: 8 });
+    await arrived.promise;
+    const e = await m.request('c', 'gpu', 2, { maxPrice: 8 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(NoProviderError);
+    expect(e).toMatchObject({ reason: 'at_capacity' });
+    expect((e as Error).message).toContain('at capacity');
+    // Nothing at or under 4 at all: that one is over_price.
+    const under = await m.request('c', 'gpu', 3, { maxPrice: 4 }).catch((x: unknown) => x);
+    expect(under).toMatchObject({ reason: 'over_price' });
+    rt.cast(cheap, { type: 'release' });
+    await busy;
+  });
+});
+
+describe('Marketplace: payments by reservation', () => {
+  async function withLedger(): Promise<{ ledger: Ledger; m: Marketplace }> {
+    runtime();
+    const store = await EventStore.start(rt, { backend: new MemoryEventLog() });
+    const ledger = await Ledger.start(rt, { store });
+    await ledger.open('c', 10);
+    await ledger.open('shop');
+    const m = await Marketplace.start(rt, { payments: escrow(ledger) });
+    return { ledger, m };
+  }
+
+  it('escrow(ledger): the price is held before the work and captured after it', async () => {
+    // Regression: the docs suggested reserving with a ledger hold in canPay, which made the
+    // settlement fail (the consumer's own hold) and left the hold for ever.
+    const { ledger, m } = await withLedger();
+    expect(m.balances).toBeUndefined();
+    let heldDuringWork: number | undefined;
+    await m.list(
+      provider('echo', () => {
+        heldDuringWork = ledger.held('c');
+      }),
+      'svc',
+      { price: 10, account: 'shop' },
+    );
+    const receipt = await m.request('c', 'svc', 1);
+    expect(receipt.price).toBe(10);
+    expect(heldDuringWork).toBe(10);
+    expect([ledger.balance('c'), ledger.held('c'), ledger.balance('shop')]).toEqual([0, 0, 10]);
+    expect(ledger.history('shop').at(-1)).toMatchObject({ kind: 'capture', amount: 10, memo: 'escrow' });
+  });
+
+  it('every failure releases the reservation: refusal, crash, timeout; a refused hold is InsufficientBalanceError', async () => {
+    const { ledger, m } = await withLedger();
+    const released = (): Promise<unknown> =>
+      awaitTelemetry(rt, ['mabeam', 'ledger', 'commit'], (_m, meta) => meta.kind === 'release');
+    await m.list(provider('refuse'), 'refuse', { price: 4, account: 'shop' });
+    await m.list(provider('crash'), 'crash', { price: 4, account: 'shop' });
+    const silentGotIt = deferred();
+    await m.list(
+      provider('silent', () => silentGotIt.resolve()),
+      'silent',
+      { price: 4, account: 'shop' },
+    );
+    for (const [service, error] of [
+      ['refuse', ServiceRefusedError],
+      ['crash', ProviderFailedError],
+    ] as const) {
+      const done = released();
+      await expect(m.request('c', service, 1)).rejects.toBeInstanceOf(error);
+      await done;
+      expect([ledger.balance('c'), ledger.held('c')]).toEqual([10, 0]);
+    }
+    const done = released();
+    const timedOut = m.request('c', 'silent', 1, { timeoutMs: 100 });
+    // The provider is called only once the price is held.
+    await silentGotIt.promise;
+    expect(ledger.held('c')).toBe(4);
+    clock.advance(100);
+    await expect(timedOut).rejects.toBeInstanceOf(ProviderTimeoutError);
+    await done;
+    expect([ledger.balance('c'), ledger.held('c'), ledger.balance('shop')]).toEqual([10, 0, 0]);
+    // More than the consumer has: the hold is refused, the provider is not called.
+    await m.list(provider('echo'), 'dear', { price: 11, account: 'shop' });
+    const poor = await m.request('c', 'dear', 1).catch((x: unknown) => x);
+    expect(poor).toBeInstanceOf(InsufficientBalanceError);
+    expect((poor as Error).cause).toMatchObject({ code: 'E_INSUFFICIENT_FUNDS' });
+    const nobody = await m.request('ghost', 'dear', 1).catch((x: unknown) => x);
+    expect(nobody).toBeInstanceOf(InsufficientBalanceError);
+    await settled(m);
+    expect(m.inFlight).toBe(0);
+  });
+
+  it('a failed capture releases the reservation and rejects with SettlementError', async () => {
+    runtime();
+    const log: string[] = [];
+    const payments: Payments<string> = {
+      reserve: (account, amount) => {
+        log.push(`reserve ${account} ${amount}`);
+        return 't1';
+      },
+      capture: (token) => {
+        log.push(`capture ${token}`);
+        throw new Error('store down');
+      },
+      release: async (token) => {
+        log.push(`release ${token}`);
+      },
+    };
+    const m = await Marketplace.start(rt, { payments: payments as Payments<unknown> });
+    await m.list(provider('echo'), 'svc', { price: 3, account: 'shop' });
+    const e = await m.request('c', 'svc', 1).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(SettlementError);
+    expect(log).toEqual(['reserve c 3', 'capture t1', 'release t1']);
+  });
+
+  it('canPay or reserve throwing is a typed PaymentError (telemetry reason payment); payments excludes settle', async () => {
+    runtime();
+    const m = await Marketplace.start(rt, {
+      canPay: () => {
+        throw new Error('ledger unreachable');
+      },
+      settle: () => {},
+    });
+    await m.list(provider('echo'), 'svc', { price: 3 });
+    const failed = awaitTelemetry(rt, MARKETPLACE_FAILED);
+    const e = await m.request('c', 'svc', 1).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PaymentError);
+    expect(e).toMatchObject({ code: 'E_MARKETPLACE_PAYMENT_FAILED', account: 'c', amount: 3 });
+    expect(((e as Error).cause as Error).message).toBe('ledger unreachable');
+    expect((await failed).metadata).toMatchObject({ reason: 'payment' });
+    const reserveFails = await Marketplace.start(rt, {
+      payments: {
+        reserve: () => Promise.reject(new Error('no')),
+        capture: () => {},
+        release: () => {},
+      },
+    });
+    await reserveFails.list(provider('echo'), 'svc', { price: 3 });
+    await expect(reserveFails.request('c', 'svc', 1)).rejects.toBeInstanceOf(PaymentError);
+    const p = { reserve: () => 1, capture: () => {}, release: () => {} };
+    await expect(Marketplace.start(rt, { payments: p, settle: () => {} })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    await expect(Marketplace.start(rt, { payments: p, balances: {} })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    await expect(Marketplace.start(rt, { payments: {} as never })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+  });
+
+  it("reports reason 'error' when the marketplace agent cannot be asked for a slot", async () => {
+    runtime();
+    const m = await Marketplace.start(rt, { balances: { c: 5 } });
+    await m.list(provider('echo'), 'svc', { price: 1 });
+    await m.stop();
+    const failed = awaitTelemetry(rt, MARKETPLACE_FAILED);
+    await expect(m.request('c', 'svc', 1)).rejects.toBeInstanceOf(Error);
+    expect((await failed).metadata).toMatchObject({ reason: 'error', service: 'svc' });
   });
 });
 

@@ -6,6 +6,7 @@ import {
   NotOrderOwnerError,
   ORDERBOOK_CANCEL,
   ORDERBOOK_TRADE,
+  ORDERBOOK_TRADE_ERROR,
   OrderBook,
   OrderBookErrorCodes,
   OrderNotFoundError,
@@ -186,6 +187,91 @@ describe('OrderBook: matching', () => {
     b.submit({ side: 'bid', price: 2, quantity: 2, owner: 'x' });
     expect(seen).toEqual([1, 2]);
     expect(b.trades).toBe(2);
+  });
+
+  it('onTrade sees a consistent book: cancelling the partially filled maker from it leaves the ladder intact', () => {
+    // Regression: onTrade ran mid-match, so a cancel from it removed the level twice (it sat twice
+    // on the spare list, two new levels shared it, and depth() looped forever).
+    const seen: { size: number; bestAsk: number | undefined }[] = [];
+    const b: OrderBook<string> = new OrderBook<string>({
+      name: 'test',
+      onTrade: (t) => {
+        seen.push({ size: b.size, bestAsk: b.bestAsk });
+        if (t.makerRemaining > 0) b.cancel(t.makerId);
+      },
+    });
+    b.submit({ side: 'ask', price: 10, quantity: 5, owner: 'm', id: 'm1' });
+    const r = b.submit({ side: 'bid', price: 10, quantity: 2, owner: 't' });
+    expect(r).toMatchObject({ filled: 2, status: 'filled' });
+    // Called after the match: the maker's 3 left were resting at 10.
+    expect(seen).toEqual([{ size: 1, bestAsk: 10 }]);
+    expect(b.size).toBe(0);
+    expect(b.levels('ask')).toBe(0);
+    b.submit({ side: 'ask', price: 20, quantity: 1, owner: 'a' });
+    b.submit({ side: 'ask', price: 30, quantity: 1, owner: 'b' });
+    expect(b.depth('ask', Number.POSITIVE_INFINITY)).toEqual([
+      { price: 20, quantity: 1, orders: 1 },
+      { price: 30, quantity: 1, orders: 1 },
+    ]);
+    const r2 = b.submit({ side: 'bid', price: 25, quantity: 1, owner: 'c', timeInForce: 'ioc' });
+    expect(r2.trades).toEqual([expect.objectContaining({ price: 20, quantity: 1 })]);
+    expect(b.depth('ask', Number.POSITIVE_INFINITY)).toEqual([{ price: 30, quantity: 1, orders: 1 }]);
+  });
+
+  it('a submit from onTrade is matched after the outer one; every trade is delivered in seq order', () => {
+    const seen: number[] = [];
+    const b: OrderBook<string> = new OrderBook<string>({
+      name: 'test',
+      onTrade: (t) => {
+        seen.push(t.seq);
+        // The first trade triggers a hedge: buy the next ask too.
+        if (t.seq === 1) b.submit({ side: 'bid', price: 3, quantity: 1, owner: 'hedge' });
+      },
+    });
+    for (const price of [1, 2, 3]) b.submit({ side: 'ask', price, quantity: 1, owner: 's' });
+    const r = b.submit({ side: 'bid', price: 2, quantity: 2, owner: 'x' });
+    expect(r.trades.map((t) => t.seq)).toEqual([1, 2]);
+    expect(seen).toEqual([1, 2, 3]);
+    expect(b.depth('ask')).toEqual([]);
+    expect(b.size).toBe(0);
+  });
+
+  it('a throwing onTrade: the submit completes, the caller gets every trade, each error is reported', async () => {
+    // Regression: the first throw escaped from mid-match, leaving an empty level as the best ask
+    // and the trades lost for the caller.
+    const rt = new Runtime();
+    try {
+      const errors: [unknown, number][] = [];
+      const telemetry = awaitTelemetry(rt, ORDERBOOK_TRADE_ERROR);
+      let calls = 0;
+      const b = new OrderBook<string>({
+        name: 'test',
+        onTrade: () => {
+          calls++;
+          throw new Error('listener failed');
+        },
+        onTradeError: (error, trade) => errors.push([error, trade.seq]),
+        telemetry: rt.telemetry,
+      });
+      b.submit({ side: 'ask', price: 10, quantity: 2, owner: 'm' });
+      b.submit({ side: 'ask', price: 11, quantity: 3, owner: 'n' });
+      const r = b.submit({ side: 'bid', price: 11, quantity: 5, owner: 't' });
+      expect(r).toMatchObject({ filled: 5, status: 'filled' });
+      expect(r.trades.map((t) => t.seq)).toEqual([1, 2]);
+      expect(calls).toBe(2);
+      expect(errors.map(([e, seq]) => [(e as Error).message, seq])).toEqual([
+        ['listener failed', 1],
+        ['listener failed', 2],
+      ]);
+      const { metadata } = await telemetry;
+      expect(metadata).toMatchObject({ book: 'order book "test"', trade: r.trades[0] });
+      expect((metadata.error as Error).message).toBe('listener failed');
+      expect(b.size).toBe(0);
+      expect(b.top()).toEqual({ bid: undefined, ask: undefined });
+      expect(b.levels('ask')).toBe(0);
+    } finally {
+      await rt.shutdown();
+    }
   });
 
   it('an order sweeping many levels empties them', () => {
