@@ -4,7 +4,12 @@
  * bids bidders cast back (never calling a bidder, so a slow one holds up nobody), runs the clock
  * with runtime timers (rounds, ticks, deadline), closes exactly once, resolves the starter's
  * promise, publishes `['mabeam','auction','closed']` and stops.
+ *
+ * Bidders are identified by a token, not by the sender a message names (a cast does not carry
+ * its sender): each bidder's requests carry a secret of its own, 128 random bits drawn per
+ * auction, and a bid counts as that bidder's only when it brings the secret back.
  */
+import { randomBytes } from 'node:crypto';
 import {
   type AgentContext,
   type Behaviour,
@@ -73,15 +78,22 @@ export interface SessionArgs {
 
 /** After this many rejections in one round a bidder counts as having passed (it is still told). */
 const MAX_REJECTIONS_PER_ROUND = 5;
+/** Random bytes of a bidder token. */
+const TOKEN_BYTES = 16;
 
 interface SessionState {
   readonly args: SessionArgs;
   readonly byId: Map<number, number>;
   readonly byKey: Map<string, number> | null;
+  /** Each bidder's secret token, and the bidder of each token. */
+  readonly tokens: readonly string[];
+  readonly byToken: Map<string, number>;
   readonly alive: Uint8Array;
   /** Per round: answered (bid or passed), or not asked (English leader). */
   readonly answered: Uint8Array;
   readonly rejects: Uint8Array;
+  /** English: rejections this round of bids for a past round (capped apart, never a pass). */
+  readonly stale: Uint8Array;
   /** Live bidders asked this round that have not answered. */
   pending: number;
   live: number;
@@ -113,7 +125,10 @@ function indexOf(state: SessionState, pid: Pid): number | undefined {
   return i !== undefined && pidEquals(state.args.bidders[i] as Pid, pid) ? i : undefined;
 }
 
-function request(state: SessionState, ctx: Ctx): BidRequest {
+/** A request without its token (broadcast adds each bidder's own). */
+type Untokened<R> = R extends unknown ? Omit<R, 'token'> : never;
+
+function request(state: SessionState, ctx: Ctx): Untokened<BidRequest> {
   const { args } = state;
   const { spec } = args;
   const base = {
@@ -123,6 +138,7 @@ function request(state: SessionState, ctx: Ctx): BidRequest {
     round: state.round,
     lot: args.lot,
   } as const;
+  // VCG: supply and reserve are frozen copies (normalize), safe to share with every bidder.
   switch (spec.kind) {
     case 'first_price':
     case 'vickrey':
@@ -150,13 +166,14 @@ function broadcast(state: SessionState, ctx: Ctx, except = -1): number {
   let asked = 0;
   for (let i = 0; i < bidders.length; i++) {
     if (state.alive[i] === 0 || i === except) continue;
-    ctx.cast(bidders[i] as Pid, msg);
+    ctx.cast(bidders[i] as Pid, { ...msg, token: state.tokens[i] as string } as BidRequest);
     asked++;
   }
   return asked;
 }
 
 function finish(state: SessionState, ctx: Ctx, endedBy: EndedBy): CastResult<SessionState> {
+  dropDead(state, ctx);
   state.closed = true;
   const result = outcome(state, endedBy, ctx.runtime.clock.now());
   state.args.done(result);
@@ -262,7 +279,10 @@ export function publish(runtime: Runtime, result: AuctionResult): void {
   );
 }
 
-/** Cast a rejection to `to` and record it; `idx` (when a bidder) counts towards its round cap. */
+/**
+ * Cast a rejection and record it: to bidder `idx` (with its token; counted towards its round cap
+ * unless `counted` is false), or with `idx` undefined to `to`, a sender without a valid token.
+ */
 function reject(
   state: SessionState,
   ctx: Ctx,
@@ -272,6 +292,7 @@ function reject(
   code: AuctionErrorCode,
   detail: string,
   bid: unknown,
+  counted = true,
 ): CastResult<SessionState> {
   const error = new BidRejectedError(code, state.args.id, detail, bid);
   state.args.progress.rejected.push({ bidder: to, round, code, message: error.message });
@@ -283,11 +304,31 @@ function reject(
     code,
     error,
     bid,
+    token: idx === undefined ? '' : (state.tokens[idx] as string),
   };
   ctx.cast(to, msg);
-  if (idx !== undefined && ++(state.rejects[idx] as number) >= MAX_REJECTIONS_PER_ROUND)
+  if (counted && idx !== undefined && ++(state.rejects[idx] as number) >= MAX_REJECTIONS_PER_ROUND)
     return answer(state, ctx, idx);
   return state;
+}
+
+/**
+ * Reject a bid over budget. When the budget could not be read at all (the lookup threw), the
+ * bidder also counts as having passed this round: the auction does not wait on a lookup that
+ * will most likely fail again.
+ */
+function rejectBudget(
+  state: SessionState,
+  ctx: Ctx,
+  idx: number,
+  round: number,
+  verdict: NonNullable<Verdict>,
+  bid: unknown,
+): CastResult<SessionState> {
+  const bidder = state.args.bidders[idx] as Pid;
+  const after = reject(state, ctx, bidder, idx, round, verdict.code, verdict.detail, bid);
+  if (verdict.code !== AuctionErrorCodes.BUDGET_UNAVAILABLE || state.closed) return after;
+  return state.args.spec.kind === 'dutch' ? after : answer(state, ctx, idx);
 }
 
 /** Mark `idx` as having answered this round; close or end the round once everyone has. */
@@ -314,7 +355,15 @@ function settle(state: SessionState, ctx: Ctx): CastResult<SessionState> {
 }
 
 function endRound(state: SessionState, ctx: Ctx): CastResult<SessionState> {
+  // A leader found dead here (its DOWN not handled yet) is replaced as in onDown: a new round.
+  if (dropDead(state, ctx)) return restartRound(state, ctx);
   if (!state.newBid) return finish(state, ctx, 'no_new_bid');
+  return startRound(state, ctx);
+}
+
+/** English, after the leader fell back: end this round and ask again from the new standing bid. */
+function restartRound(state: SessionState, ctx: Ctx): CastResult<SessionState> {
+  if (state.live === 0) return finish(state, ctx, 'no_bidders');
   return startRound(state, ctx);
 }
 
@@ -325,6 +374,7 @@ function startRound(state: SessionState, ctx: Ctx): CastResult<SessionState> {
   state.args.progress.rounds = state.round;
   state.newBid = false;
   state.rejects.fill(0);
+  state.stale.fill(0);
   state.answered.fill(0);
   state.ask = state.leader < 0 ? spec.startPrice : (state.amounts[state.leader] as number) + spec.increment;
   if (state.leader >= 0) state.answered[state.leader] = 1;
@@ -336,11 +386,14 @@ function startRound(state: SessionState, ctx: Ctx): CastResult<SessionState> {
 }
 
 function onBid(state: SessionState, ctx: Ctx, msg: BidMessage): CastResult<SessionState> {
-  const { from, round, bid } = msg;
-  if (!isPid(from)) return state;
-  const idx = indexOf(state, from);
+  const { round, bid, token } = msg;
+  // The token, not `from`, says whose bid this is: `from` is whatever the sender wrote.
+  const idx = typeof token === 'string' ? state.byToken.get(token) : undefined;
   if (idx === undefined) {
-    // Told once; a stranger answering its rejection (with a pass or a bid) is not answered again.
+    const { from } = msg;
+    if (!isPid(from)) return state;
+    // Told once per sender; a stranger answering its rejection (a pass or a bid) is not answered
+    // again. The rejection carries no token, and counts towards no bidder's cap.
     const key = pidKey(from);
     if (bid === null || state.strangers.has(key)) return state;
     state.strangers.add(key);
@@ -351,17 +404,21 @@ function onBid(state: SessionState, ctx: Ctx, msg: BidMessage): CastResult<Sessi
       undefined,
       round,
       AuctionErrorCodes.NOT_BIDDER,
-      `${key} is not a bidder`,
+      `no valid bidder token from ${key}: not a bidder of this auction, or not answering its own request`,
       bid,
     );
   }
   if (state.alive[idx] === 0) return state;
+  const from = state.args.bidders[idx] as Pid;
   // Past the cap a bidder's bids this round are ignored: no rejection ping-pong with a bidder
   // that keeps re-sending an invalid bid.
   if (bid !== null && (state.rejects[idx] as number) >= MAX_REJECTIONS_PER_ROUND) return state;
   const spec = state.args.spec;
   if (spec.kind === 'english' && round !== state.round) {
-    if (bid === null) return state;
+    // A late answer to a past round says nothing about this one: it is not a pass, and its
+    // rejections are capped on their own (no ping-pong) without using up this round's cap.
+    if (bid === null || (state.stale[idx] as number) >= MAX_REJECTIONS_PER_ROUND) return state;
+    state.stale[idx] = (state.stale[idx] as number) + 1;
     return reject(
       state,
       ctx,
@@ -371,6 +428,7 @@ function onBid(state: SessionState, ctx: Ctx, msg: BidMessage): CastResult<Sessi
       AuctionErrorCodes.STALE_ROUND,
       `round ${round} is over (now ${state.round})`,
       bid,
+      false,
     );
   }
   if (bid === null) return spec.kind === 'dutch' ? state : answer(state, ctx, idx);
@@ -396,7 +454,7 @@ function onBid(state: SessionState, ctx: Ctx, msg: BidMessage): CastResult<Sessi
     let top = 0;
     for (const o of v as readonly BundleOffer[]) top = Math.max(top, o.amount);
     const over = budgetVerdict(state.args.budgetOf, from, top);
-    if (over !== undefined) return reject(state, ctx, from, idx, round, over.code, over.detail, bid);
+    if (over !== undefined) return rejectBudget(state, ctx, idx, round, over, bid);
     state.offers[idx] = v as readonly BundleOffer[];
     state.seqs[idx] = state.seq++;
     state.args.progress.validBids++;
@@ -443,8 +501,15 @@ function onBid(state: SessionState, ctx: Ctx, msg: BidMessage): CastResult<Sessi
       }
       break;
   }
-  verdict ??= budgetVerdict(state.args.budgetOf, from, amount);
   if (verdict !== undefined) return reject(state, ctx, from, idx, round, verdict.code, verdict.detail, bid);
+  const over = budgetVerdict(state.args.budgetOf, from, amount);
+  if (over !== undefined) return rejectBudget(state, ctx, idx, round, over, bid);
+  // Dutch: an acceptance closes at once, but it may have been cast just before its bidder died
+  // (its DOWN still queued): a dead bidder never wins.
+  if (spec.kind === 'dutch' && !isLive(ctx, from)) {
+    drop(state, idx);
+    return state.live === 0 ? finish(state, ctx, 'no_bidders') : state;
+  }
 
   state.args.progress.validBids++;
   const seq = state.seq++;
@@ -466,6 +531,36 @@ function onBid(state: SessionState, ctx: Ctx, msg: BidMessage): CastResult<Sessi
     case 'dutch':
       return accept(state, ctx, idx, amount);
   }
+}
+
+/** False only for a local bidder that is gone (remote ones are left to their DOWN). */
+function isLive(ctx: Ctx, pid: Pid): boolean {
+  const rt = ctx.runtime;
+  return pid.node !== rt.node || pid.thread !== rt.thread || rt.isAlive(pid);
+}
+
+/** Mark bidder `idx` dropped (it crashed or is gone); its bids no longer count. */
+function drop(state: SessionState, idx: number): void {
+  state.alive[idx] = 0;
+  state.live--;
+  state.args.progress.dropped.push(state.args.bidders[idx] as Pid);
+}
+
+/**
+ * Before a close: drop the live local bidders that are already gone but whose DOWN is not handled
+ * yet, so a dead bidder never wins. English: true when the leader was among them (the best live
+ * bid then stands instead).
+ */
+function dropDead(state: SessionState, ctx: Ctx): boolean {
+  const { bidders } = state.args;
+  let leaderLost = false;
+  for (let i = 0; i < bidders.length; i++) {
+    if (state.alive[i] === 0 || isLive(ctx, bidders[i] as Pid)) continue;
+    drop(state, i);
+    if (i === state.leader) leaderLost = true;
+  }
+  if (leaderLost) fallBack(state);
+  return leaderLost;
 }
 
 function accept(state: SessionState, ctx: Ctx, idx: number, amount: number): CastResult<SessionState> {
@@ -503,16 +598,13 @@ function fallBack(state: SessionState): void {
 function onDown(state: SessionState, ctx: Ctx, pid: Pid): CastResult<SessionState> {
   const idx = indexOf(state, pid);
   if (idx === undefined || state.alive[idx] === 0) return state;
-  state.alive[idx] = 0;
-  state.live--;
-  state.args.progress.dropped.push(state.args.bidders[idx] as Pid);
+  drop(state, idx);
   if (state.args.spec.kind === 'english' && idx === state.leader) {
+    // The standing bid falls back, so this round's ask (from the crashed leader's bid) is stale:
+    // end the round and start one asking the new standing bid + increment (or the start price),
+    // of every live bidder, including those that passed at the old ask.
     fallBack(state);
-    // The new leader need not answer this round any more.
-    if (state.leader >= 0 && state.answered[state.leader] === 0) {
-      state.answered[state.leader] = 1;
-      state.pending--;
-    }
+    return restartRound(state, ctx);
   }
   if (state.answered[idx] === 0) {
     state.answered[idx] = 1;
@@ -530,8 +622,11 @@ function onTimer(state: SessionState, ctx: Ctx, msg: AuctionTimer): CastResult<S
       return msg.round === state.round ? endRound(state, ctx) : state;
     case 'tick': {
       if (spec.kind !== 'dutch' || msg.round !== state.round) return state;
-      const price = dutchPrice(spec.startPrice, spec.decrement, state.round + 1);
-      if (price < spec.reserve || !(price > 0)) return finish(state, ctx, 'floor');
+      // The tick count is fixed up front (with a tolerance), not decided by float rounding here.
+      const tick = state.round + 1;
+      if (tick > spec.lastTick) return finish(state, ctx, 'floor');
+      const price = dutchPrice(spec.startPrice, spec.decrement, tick, spec.reserve);
+      if (!(price > 0)) return finish(state, ctx, 'floor');
       state.round++;
       state.args.progress.rounds = state.round + 1;
       state.price = price;
@@ -555,13 +650,25 @@ export const AuctionSession: Behaviour<SessionArgs, SessionState, never, never, 
       for (let i = 0; i < n; i++) byKey.set(pidKey(args.bidders[i] as Pid), i);
     }
     const { spec } = args;
+    // One draw for all the tokens: 128 random bits per bidder, unguessable by the other agents.
+    const random = randomBytes(TOKEN_BYTES * n);
+    const tokens: string[] = new Array(n);
+    const byToken = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const token = random.toString('base64url', TOKEN_BYTES * i, TOKEN_BYTES * (i + 1));
+      tokens[i] = token;
+      byToken.set(token, i);
+    }
     const state: SessionState = {
       args,
       byId,
       byKey,
+      tokens,
+      byToken,
       alive: new Uint8Array(n).fill(1),
       answered: new Uint8Array(n),
       rejects: new Uint8Array(n),
+      stale: new Uint8Array(n),
       pending: n,
       live: n,
       round: 0,

@@ -28,8 +28,13 @@ export const AuctionErrorCodes = {
   ALREADY_LEADING: 'E_AUCTION_ALREADY_LEADING',
   /** English: the bid answers a round that is over. */
   STALE_ROUND: 'E_AUCTION_STALE_ROUND',
-  /** The sender is not one of the auction's bidders. */
+  /**
+   * The bid carries no valid bidder token: the sender is not one of the auction's bidders, or it
+   * did not answer with the token of the request it was sent (a forged or hand-built message).
+   */
   NOT_BIDDER: 'E_AUCTION_NOT_BIDDER',
+  /** The bidder's budget could not be read: `budgetOf` threw, or answered something not a number. */
+  BUDGET_UNAVAILABLE: 'E_AUCTION_BUDGET_UNAVAILABLE',
 } as const;
 
 export type AuctionErrorCode = (typeof AuctionErrorCodes)[keyof typeof AuctionErrorCodes];
@@ -51,11 +56,15 @@ export class BidRejectedError extends MabeamError {
 export type AuctionId = number | string;
 export type AuctionKind = 'first_price' | 'vickrey' | 'english' | 'dutch' | 'vcg';
 
-/** What a bidder's budget allows it to bid; `undefined` means no limit. A ledger plugs in here. */
+/**
+ * What a bidder's budget allows it to bid; `undefined` means no limit. A ledger plugs in here
+ * (`budgetOf(ledger)`). Should it throw, the bid is rejected with E_AUCTION_BUDGET_UNAVAILABLE and
+ * the auction goes on.
+ */
 export type BudgetOf = (bidder: Pid) => number | undefined;
 
 interface SpecBase {
-  /** The id bidders see; default a per-service counter. */
+  /** The id bidders see (a finite number or a non-empty string); default a per-service counter. */
   readonly id?: AuctionId;
   /** Anything bidders should know about what is sold (passed along in every bid request). */
   readonly lot?: unknown;
@@ -146,6 +155,12 @@ interface RequestBase {
   /** The round (English), the clock tick (Dutch), 0 for sealed auctions. */
   readonly round: number;
   readonly lot: unknown;
+  /**
+   * This bidder's secret for this auction (random, different for every bidder): `placeBid` sends
+   * it back, and the session takes a bid as this bidder's only with it. Do not pass it on: whoever
+   * holds it can bid in this bidder's name.
+   */
+  readonly token: string;
 }
 export interface SealedRequest extends RequestBase {
   readonly kind: 'first_price' | 'vickrey';
@@ -169,6 +184,7 @@ export interface DutchRequest extends RequestBase {
 }
 export interface VcgRequest extends RequestBase {
   readonly kind: 'vcg';
+  /** Frozen copies (shared by all bidders of the auction). */
   readonly supply: Bundle;
   readonly reserve: Readonly<Record<ItemId, number>>;
 }
@@ -181,7 +197,10 @@ export interface BidMessage {
   readonly type: 'bid';
   readonly id: AuctionId;
   readonly round: number;
+  /** The sender, where a rejection of a message without a valid token goes; not trusted. */
   readonly from: Pid;
+  /** The token of the request (or rejection) answered; it alone identifies the bidder. */
+  readonly token: string;
   readonly bid: AnyBid | null;
 }
 
@@ -195,6 +214,8 @@ export interface BidRejection {
   readonly code: AuctionErrorCode;
   readonly error: BidRejectedError;
   readonly bid: unknown;
+  /** The bidder's token, to bid again with `placeBid`; '' when the sender is not a bidder. */
+  readonly token: string;
 }
 
 /** Timer messages of a session. */

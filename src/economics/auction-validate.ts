@@ -36,9 +36,12 @@ export type NormalSpec =
       readonly startPrice: number;
       readonly decrement: number;
       readonly tickMs: number;
+      /** The last tick the clock shows (`dutchLastTick`), counted once. */
+      readonly lastTick: number;
     }
   | {
       readonly kind: 'vcg';
+      /** Frozen copies: the caller's objects are not kept, and bidders cannot change these. */
       readonly supply: Bundle;
       readonly reserve: Readonly<Record<ItemId, number>>;
       readonly deadlineMs: number;
@@ -53,10 +56,26 @@ function positiveAmount(bid: unknown): number | undefined {
 
 export type Verdict = { code: AuctionErrorCode; detail: string } | undefined;
 
-export function budgetVerdict(budgetOf: BudgetOf | undefined, from: Pid, amount: number): Verdict {
+/** Check `amount` against the bidder's budget; a lookup that throws rejects the bid, not the auction. */
+export function budgetVerdict(budgetOf: BudgetOf | undefined, bidder: Pid, amount: number): Verdict {
   if (budgetOf === undefined) return undefined;
-  const budget = budgetOf(from);
-  if (budget === undefined || amount <= budget) return undefined;
+  let budget: unknown;
+  try {
+    budget = budgetOf(bidder);
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code;
+    const what =
+      e instanceof Error ? `${e.name}${typeof code === 'string' ? ` ${code}` : ''}: ${e.message}` : String(e);
+    return { code: AuctionErrorCodes.BUDGET_UNAVAILABLE, detail: `the budget lookup threw ${what}` };
+  }
+  if (budget === undefined) return undefined;
+  if (typeof budget !== 'number' || Number.isNaN(budget)) {
+    return {
+      code: AuctionErrorCodes.BUDGET_UNAVAILABLE,
+      detail: `the budget lookup answered ${String(budget)}, not a number or undefined`,
+    };
+  }
+  if (amount <= budget) return undefined;
   return {
     code: AuctionErrorCodes.OVER_BUDGET,
     detail: `amount ${amount} exceeds the bidder's budget ${budget}`,
@@ -110,8 +129,10 @@ export function vcgVerdict(
     if (items === null || typeof items !== 'object' || Object.keys(items).length === 0) {
       return invalid(`${at}items must be a non-empty {item: units} object`);
     }
+    // Read once, validated and copied from the same entries: the bidder keeps its own object.
+    const entries = Object.entries(items);
     let cost = 0;
-    for (const [item, q] of Object.entries(items)) {
+    for (const [item, q] of entries) {
       const supply = Object.hasOwn(spec.supply, item) ? spec.supply[item] : undefined;
       if (supply === undefined)
         return { code: AuctionErrorCodes.UNKNOWN_ITEM, detail: `${at}unknown item ${JSON.stringify(item)}` };
@@ -120,7 +141,7 @@ export function vcgVerdict(
           `${at}units of ${JSON.stringify(item)} must be an integer from 1 to ${supply}, got ${String(q)}`,
         );
       }
-      cost += (spec.reserve[item] ?? 0) * q;
+      cost += (Object.hasOwn(spec.reserve, item) ? (spec.reserve[item] as number) : 0) * q;
     }
     if (amount < cost) {
       return {
@@ -128,7 +149,7 @@ export function vcgVerdict(
         detail: `${at}amount ${amount} is below the bundle's reserve cost ${cost}`,
       };
     }
-    out.push({ items: items as Bundle, amount });
+    out.push({ items: Object.freeze(Object.fromEntries(entries)) as Bundle, amount });
   }
   return out;
 }

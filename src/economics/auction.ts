@@ -51,7 +51,7 @@ import type {
   BudgetOf,
 } from './auction-types.js';
 import type { NormalSpec } from './auction-validate.js';
-import { VCG_EXACT_MAX_BIDS, VCG_EXACT_MAX_BIDS_LIMIT } from './mechanisms.js';
+import { type Bundle, dutchLastTick, VCG_EXACT_MAX_BIDS, VCG_EXACT_MAX_BIDS_LIMIT } from './mechanisms.js';
 
 export { AuctionSession } from './auction-session.js';
 export {
@@ -169,13 +169,15 @@ function normalize(spec: unknown): NormalSpec {
       if (startPrice < reserve) {
         throw new InvalidArgumentError('startPrice', `must be at least the reserve ${reserve}`, startPrice);
       }
+      const decrement = finiteAtLeast('decrement', s.decrement, 0, true);
       return {
         kind: 'dutch',
         item: itemOf(s),
         reserve,
         startPrice,
-        decrement: finiteAtLeast('decrement', s.decrement, 0, true),
+        decrement,
         tickMs: finiteAtLeast('tickMs', s.tickMs, 0, true),
+        lastTick: dutchLastTick(startPrice, decrement, reserve),
       };
     }
     case 'vcg': {
@@ -183,20 +185,26 @@ function normalize(spec: unknown): NormalSpec {
       if (supply === null || typeof supply !== 'object' || Object.keys(supply).length === 0) {
         throw new InvalidArgumentError('supply', 'must be a non-empty {item: units} object', supply);
       }
-      for (const [item, n] of Object.entries(supply)) {
+      // Validated and copied from one read of each object; the copies are frozen, since they go
+      // to every bidder by reference (the kernel does not copy messages).
+      const supplyEntries = Object.entries(supply);
+      for (const [item, n] of supplyEntries) {
         if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
           throw new InvalidArgumentError(`supply.${item}`, 'must be an integer >= 0', n);
         }
       }
-      const reserve = (s.reserve ?? {}) as Record<string, unknown>;
+      const supplyCopy: Bundle = Object.freeze(Object.fromEntries(supplyEntries));
+      const reserve = s.reserve ?? {};
       if (reserve === null || typeof reserve !== 'object') {
         throw new InvalidArgumentError('reserve', 'must be an {item: per-unit price} object', reserve);
       }
-      for (const [item, r] of Object.entries(reserve)) {
-        if (!Object.hasOwn(supply, item))
+      const reserveEntries = Object.entries(reserve);
+      for (const [item, r] of reserveEntries) {
+        if (!Object.hasOwn(supplyCopy, item))
           throw new InvalidArgumentError(`reserve.${item}`, 'names an item not in supply', r);
         finiteAtLeast(`reserve.${item}`, r, 0);
       }
+      const reserveCopy: Bundle = Object.freeze(Object.fromEntries(reserveEntries));
       const exactMaxBids = s.exactMaxBids ?? VCG_EXACT_MAX_BIDS;
       if (
         typeof exactMaxBids !== 'number' ||
@@ -212,8 +220,8 @@ function normalize(spec: unknown): NormalSpec {
       }
       return {
         kind: 'vcg',
-        supply: supply as Record<string, number>,
-        reserve: reserve as Record<string, number>,
+        supply: supplyCopy,
+        reserve: reserveCopy,
         deadlineMs: deadline(DEFAULT_DEADLINE_MS),
         exactMaxBids,
       };
@@ -300,6 +308,14 @@ export class Auctions {
         'must be a function (bidder) => number | undefined',
         spec.budgetOf,
       );
+    }
+    if (
+      spec.id !== undefined &&
+      !(typeof spec.id === 'number'
+        ? Number.isFinite(spec.id)
+        : typeof spec.id === 'string' && spec.id !== '')
+    ) {
+      throw new InvalidArgumentError('id', 'must be a finite number or a non-empty string', spec.id);
     }
     const id = spec.id ?? ++this.#nextId;
     const progress: Progress = {
@@ -398,10 +414,18 @@ export interface BidderContext {
 /**
  * Answer a bid request (or a rejection, to bid again in the same round) from inside a bidder's
  * callback: cast `bid` to the auction, or pass with `null` (the session then stops waiting for
- * this bidder in this round; a Dutch auction ignores passes).
+ * this bidder in this round; a Dutch auction ignores passes). The bid carries the request's
+ * `token`, which is what identifies the bidder to the session (not `ctx.self`).
  */
 export function placeBid(ctx: BidderContext, answering: BidRequest | BidRejection, bid: AnyBid | null): void {
-  const msg: BidMessage = { type: 'bid', id: answering.id, round: answering.round, from: ctx.self, bid };
+  const msg: BidMessage = {
+    type: 'bid',
+    id: answering.id,
+    round: answering.round,
+    from: ctx.self,
+    token: answering.token,
+    bid,
+  };
   ctx.cast(answering.auction as Pid as UntypedDest, msg);
 }
 

@@ -74,10 +74,35 @@ function best(bids: readonly SealedBid[], reserve: number): SealedBid | undefine
 
 /**
  * The Dutch clock's price at `tick` (0 = the start): `start - tick * decrement`, computed from the
- * tick rather than accumulated, so no rounding drifts over many ticks.
+ * tick rather than accumulated, so no rounding drifts over many ticks. Pass `floor` (the reserve)
+ * to keep float rounding from showing a price a hair below it (`1 - 7 * 0.1` is
+ * 0.29999999999999993): the price never goes below `floor`.
  */
-export function dutchPrice(start: number, decrement: number, tick: number): number {
-  return start - tick * decrement;
+export function dutchPrice(
+  start: number,
+  decrement: number,
+  tick: number,
+  floor = Number.NEGATIVE_INFINITY,
+): number {
+  return Math.max(floor, start - tick * decrement);
+}
+
+/** Relative tolerance of the float comparisons that decide ties and floors (see `dutchLastTick`). */
+const REL_EPS = 1e-9;
+
+/**
+ * The last tick the Dutch clock shows: the largest `tick` whose exact price
+ * `start - tick * decrement` is at or above `reserve` and above 0, counted once with a relative
+ * tolerance so decimal steps that land on the reserve reach it (1, 0.9, ..., 0.3 with a 0.3
+ * reserve is ticks 0 to 7, although 1 - 7 * 0.1 < 0.3 in doubles). -1 when even the start price
+ * is below the reserve.
+ */
+export function dutchLastTick(start: number, decrement: number, reserve: number): number {
+  const steps = (start - Math.max(0, reserve)) / decrement;
+  const slack = REL_EPS * Math.max(1, Math.abs(steps));
+  if (steps < -slack) return -1;
+  // A zero price is never shown: with no reserve the last tick is the one before the price hits 0.
+  return reserve > 0 ? Math.floor(steps + slack) : Math.max(0, Math.ceil(steps - slack) - 1);
 }
 
 // ---- VCG ----------------------------------------------------------------------------------------
@@ -165,9 +190,11 @@ function prepare(bids: readonly BundleBid[], supply: Bundle, reserve: Bundle = {
     itemIndex.set(item, units.length);
     units.push(n);
   }
+  // Own properties only: an item called `toString` has no reserve unless one is given.
   const reserveOf = (b: BundleBid): number => {
     let cost = 0;
-    for (const [item, q] of Object.entries(b.items)) cost += (reserve[item] ?? 0) * q;
+    for (const [item, q] of Object.entries(b.items))
+      cost += (Object.hasOwn(reserve, item) ? (reserve[item] as number) : 0) * q;
     return cost;
   };
   const byBidder = new Map<string, Group & { first: number }>();
@@ -232,10 +259,13 @@ function solveExact(p: Prepared, skip: number): { value: number; choice: Int32Ar
   }
   const left = Int32Array.from(p.supply);
   const choice = new Int32Array(n).fill(-1);
+  // Allocations within a relative epsilon of each other are equally good: the first found stays,
+  // so ties follow the documented order, not float rounding (0.1 + 0.2 > 0.3 in doubles).
+  const tol = REL_EPS * Math.max(1, suffix[0] as number);
   let bestValue = -1;
   let bestChoice = Int32Array.from(choice);
   const visit = (g: number, acc: number): void => {
-    if (acc + (suffix[g] as number) <= bestValue) return;
+    if (acc + (suffix[g] as number) <= bestValue + tol) return;
     if (g === n) {
       bestValue = acc;
       bestChoice = Int32Array.from(choice);
@@ -273,24 +303,94 @@ function greedyOrder(p: Prepared): Option[] {
   );
 }
 
-/** Run the greedy over `order`, skipping options of `skipBidder`; calls `onAccept` per winner. */
+/** @internal work counter of the greedy's payments, read by the tests (steps scanned per close) */
+export const greedyWork = { steps: 0 };
+
+/** A bundle the greedy turned away for lack of units, with the units left of its items then. */
+interface TurnedAway {
+  readonly pos: number;
+  readonly option: Option;
+  /** `left` at that moment, per `need` pair of the option (same layout, quantities replaced). */
+  readonly left: Int32Array;
+}
+
+/**
+ * Run the greedy over `order` once: the accepted options (with their positions) and the bundles
+ * turned away for lack of units (bundles of bidders that had already won are skipped, not turned
+ * away).
+ */
 function runGreedy(
   order: readonly Option[],
   supply: Int32Array,
-  skipBidder: string | null,
-  onAccept?: (o: Option, left: Int32Array) => boolean,
-): Option[] {
+): { accepted: Option[]; positions: number[]; turnedAway: TurnedAway[] } {
   const left = Int32Array.from(supply);
   const won = new Set<string>();
   const accepted: Option[] = [];
-  for (const o of order) {
-    if (o.bidder === skipBidder || won.has(o.bidder) || !fits(o.need, left)) continue;
+  const positions: number[] = [];
+  const turnedAway: TurnedAway[] = [];
+  for (let pos = 0; pos < order.length; pos++) {
+    const o = order[pos] as Option;
+    if (won.has(o.bidder)) continue;
+    if (!fits(o.need, left)) {
+      const at = Int32Array.from(o.need);
+      for (let k = 0; k < at.length; k += 2) at[k + 1] = left[at[k] as number] as number;
+      turnedAway.push({ pos, option: o, left: at });
+      continue;
+    }
     take(o.need, left, 1);
     won.add(o.bidder);
     accepted.push(o);
-    if (onAccept?.(o, left) === false) break;
+    positions.push(pos);
   }
-  return accepted;
+  return { accepted, positions, turnedAway };
+}
+
+/**
+ * LOS critical values (excluding reserve costs) of every greedy winner, from the one full run.
+ *
+ * The greedy without winner w runs exactly like the full run up to w's position, then, with w's
+ * units still free, accepts what the full run accepted, until the first bundle j after w that
+ * the full run turned away for lack of units and that fits once w's units are added back: j is
+ * accepted there and leaves too few units for w (it did not fit without them), so j is the bundle
+ * that crowds w out, and w's critical value is `score(j) * sqrt(units of w)`; 0 when no such j
+ * exists (in particular when the full run turned nothing away). So no greedy is re-run: each
+ * winner scans only the turned-away bundles after it, usually stopping at the first.
+ */
+function criticalValues(
+  accepted: readonly Option[],
+  positions: readonly number[],
+  turnedAway: readonly TurnedAway[],
+  items: number,
+): Float64Array {
+  const out = new Float64Array(accepted.length);
+  if (turnedAway.length === 0) return out;
+  const extra = new Int32Array(items);
+  let first = 0;
+  // Winners are in greedy order, so the first turned-away bundle after each only moves forward.
+  for (let w = 0; w < accepted.length; w++) {
+    const won = accepted[w] as Option;
+    const pos = positions[w] as number;
+    while (first < turnedAway.length && (turnedAway[first] as TurnedAway).pos < pos) first++;
+    take(won.need, extra, -1);
+    for (let t = first; t < turnedAway.length; t++) {
+      greedyWork.steps++;
+      const j = turnedAway[t] as TurnedAway;
+      const need = j.option.need;
+      let ok = true;
+      for (let k = 0; k < need.length; k += 2) {
+        if ((j.left[k + 1] as number) + (extra[need[k] as number] as number) < (need[k + 1] as number)) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) {
+        out[w] = (j.option.value / Math.sqrt(j.option.size)) * Math.sqrt(won.size);
+        break;
+      }
+    }
+    take(won.need, extra, 1);
+  }
+  return out;
 }
 
 /**
@@ -365,27 +465,20 @@ export function vcgAuction(
     });
   } else {
     const order = greedyOrder(p);
-    const accepted = runGreedy(order, p.supply, null);
+    const run = runGreedy(order, p.supply);
+    const critical = withPayments
+      ? criticalValues(run.accepted, run.positions, run.turnedAway, p.supply.length)
+      : null;
     // Report winners in bidder order, like the exact method.
     const rank = new Map(p.groups.map((g, i) => [g.bidder, i]));
-    accepted.sort((a, b) => (rank.get(a.bidder) as number) - (rank.get(b.bidder) as number));
-    for (const o of accepted) {
+    const byBidder = run.accepted.map((o, w) => ({ o, w }));
+    byBidder.sort((a, b) => (rank.get(a.o.bidder) as number) - (rank.get(b.o.bidder) as number));
+    for (const { o, w } of byBidder) {
       const reserveCost = (bids[o.index] as BundleBid).amount - o.value;
-      award(o, withPayments ? reserveCost + criticalValue(o, order, p.supply) : 0);
+      award(o, critical === null ? 0 : reserveCost + (critical[w] as number));
     }
   }
   return { method, welfare, winners };
-}
-
-/** LOS critical value of `won`'s bundle (excluding its reserve cost); see `vcgAuction`. */
-function criticalValue(won: Option, order: readonly Option[], supply: Int32Array): number {
-  let critical = 0;
-  runGreedy(order, supply, won.bidder, (o, left) => {
-    if (fits(won.need, left)) return true;
-    critical = (o.value / Math.sqrt(o.size)) * Math.sqrt(won.size);
-    return false;
-  });
-  return critical;
 }
 
 /**

@@ -5,10 +5,12 @@ import {
   AuctionErrorCodes,
   type AuctionResult,
   Auctions,
+  type BidMessage,
   BidRejectedError,
   type BidRejection,
   type BidRequest,
   placeBid,
+  type VcgRequest,
   withBidding,
 } from '../../src/economics/auction.js';
 import {
@@ -195,8 +197,10 @@ describe('invalid bids are rejected to the bidder and the auction goes on', () =
     bidAs(p, req, { amount: 5 });
     bidAs(p, req, { amount: 6 });
     await p.expectMessage({ type: 'bid_rejected', code: AuctionErrorCodes.DUPLICATE_BID });
-    bidAs(stranger, req, { amount: 9 });
-    bidAs(stranger, req, { amount: 9 });
+    // The stranger has no token of its own: it answers p's request without p's secret.
+    const forged = { ...req, token: 'not-a-token' };
+    bidAs(stranger, forged, { amount: 9 });
+    bidAs(stranger, forged, { amount: 9 });
     await stranger.expectMessage({ type: 'bid_rejected', code: AuctionErrorCodes.NOT_BIDDER });
     await DynamicSupervisor.countChildren(rt, a.supervisor);
     clock.advance(100);
@@ -329,13 +333,14 @@ describe('English', () => {
     bidAs(p, r1, { amount: 15 });
     await p.expectMessage({ type: 'bid_rejected', code: AuctionErrorCodes.BID_TOO_LOW });
     bidAs(p, r1, { amount: 25 });
-    bidAs(q, await nextRequest(q), null);
+    const q1 = await nextRequest(q);
+    bidAs(q, q1, null);
     // Round 2: only q is asked (p leads).
     const r2 = await nextRequest(q);
     expect(r2).toMatchObject({ round: 2, ask: 35, standing: 25 });
-    bidAs(p, r2, { amount: 50 });
+    bidAs(p, { ...r2, token: r1.token }, { amount: 50 }); // p's own token, this round
     await p.expectMessage({ type: 'bid_rejected', code: AuctionErrorCodes.ALREADY_LEADING });
-    bidAs(q, r1, { amount: 50 });
+    bidAs(q, q1, { amount: 50 });
     await q.expectMessage({ type: 'bid_rejected', code: AuctionErrorCodes.STALE_ROUND });
     bidAs(q, r2, { amount: 40 });
     const r3 = await nextRequest(p);
@@ -346,7 +351,7 @@ describe('English', () => {
     expect(r).toMatchObject({ revenue: 40, rounds: 3, validBids: 2 });
   });
 
-  it('a round ends at roundMs when a bidder stays silent; a crashed leader falls back to the best live bid', async () => {
+  it('a round ends at roundMs when a bidder stays silent; a crashed leader falls back to the best live bid (in a new round)', async () => {
     const a = await setup();
     const [p, q] = [probe(rt), probe(rt)];
     const [s] = silent(1);
@@ -358,13 +363,13 @@ describe('English', () => {
     clock.advance(50); // the silent bidder holds round 1 until here
     const r2 = await nextRequest(q); // p bid first at 5: it leads
     expect(r2).toMatchObject({ round: 2, standing: 5, ask: 6 });
-    rt.kill(p.ref); // the leader crashes: q's 5 stands
+    rt.kill(p.ref); // the leader crashes: q's 5 stands, and a new round asks 5 + 1
     await rt.awaitExit(p.ref);
     await DynamicSupervisor.countChildren(rt, a.supervisor);
-    clock.advance(50); // nobody bids in round 2
+    clock.advance(50); // round 3 (only the silent bidder is asked, at 6) brings no bid
     const r = sold(await h.result);
     expect(winnerIs(r, q.ref)).toBe(true);
-    expect(r).toMatchObject({ revenue: 5, endedBy: 'no_new_bid', rounds: 2 });
+    expect(r).toMatchObject({ revenue: 5, endedBy: 'no_new_bid', rounds: 3 });
     expect(r.dropped).toHaveLength(1);
   });
 
@@ -622,5 +627,229 @@ describe('withBidding and service input', () => {
     const codes = Object.values(AuctionErrorCodes);
     expect(new Set(codes).size).toBe(codes.length);
     for (const c of codes) expect(c).toMatch(/^E_AUCTION_[A-Z_]+$/);
+  });
+});
+
+// ---- review regressions ------------------------------------------------------------------------
+
+describe('bidders are identified by their token, not by the `from` they write', () => {
+  it('a bidder cannot bid in another bidder’s name', async () => {
+    const a = await setup();
+    const [p, q] = [probe(rt), probe(rt)];
+    const h = await a.start([p.ref, q.ref], { kind: 'vickrey', deadlineMs: 100 });
+    const [rp, rq] = [await nextRequest(p), await nextRequest(q)];
+    // Each bidder gets its own unguessable token.
+    expect(rp.token).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(rq.token).not.toBe(rp.token);
+    // p casts a lowball bid claiming to be q (without q's token), then its own bid.
+    const forged: BidMessage = {
+      type: 'bid',
+      id: rp.id,
+      round: 0,
+      from: q.ref as Pid,
+      token: 'guess',
+      bid: { amount: 1 },
+    };
+    p.ctx.cast(rp.auction as unknown as Pid, forged);
+    bidAs(p, rp, { amount: 100 });
+    await DynamicSupervisor.countChildren(rt, a.supervisor);
+    clock.advance(100); // q never bid: the auction waits for it until the deadline
+    const r = sold(await h.result);
+    expect(winnerIs(r, p.ref)).toBe(true);
+    expect(r).toMatchObject({ validBids: 1, revenue: 0, endedBy: 'deadline' });
+    expect(r.rejected.map((x) => x.code)).toEqual([AuctionErrorCodes.NOT_BIDDER]);
+  });
+
+  it('a non-bidder cannot bid or pass in a bidder’s name; its rejection carries no token', async () => {
+    const a = await setup();
+    const [p, q, stranger] = [probe(rt), probe(rt), probe(rt)];
+    const h = await a.start([p.ref, q.ref], { kind: 'first_price', deadlineMs: 100 });
+    const req = await nextRequest(p);
+    const forge = (victim: Pid, bid: AnyBid | null): BidMessage => ({
+      type: 'bid',
+      id: req.id,
+      round: 0,
+      from: victim,
+      token: 'x'.repeat(22),
+      bid,
+    });
+    stranger.ctx.cast(req.auction as unknown as Pid, forge(p.ref as Pid, { amount: 1_000_000 }));
+    stranger.ctx.cast(req.auction as unknown as Pid, forge(q.ref as Pid, null));
+    bidAs(stranger, { ...req, token: '' }, { amount: 5 });
+    const told = (await stranger.expectMessage({ type: 'bid_rejected' })) as BidRejection;
+    expect(told).toMatchObject({ code: AuctionErrorCodes.NOT_BIDDER, token: '' });
+    await DynamicSupervisor.countChildren(rt, a.supervisor);
+    clock.advance(100);
+    const r = await h.result;
+    expect(r).toMatchObject({ outcome: 'unsold', validBids: 0, endedBy: 'deadline' });
+  });
+});
+
+describe('English: a crashed leader', () => {
+  it('ends the round: a new one asks the fallen-back standing bid + increment', async () => {
+    const a = await setup();
+    const [A, B, C] = [probe(rt), probe(rt), probe(rt)];
+    const h = await a.start([A.ref, B.ref, C.ref], {
+      kind: 'english',
+      increment: 10,
+      startPrice: 10,
+      roundMs: 100,
+    });
+    const [ra, rb, rc] = [await nextRequest(A), await nextRequest(B), await nextRequest(C)];
+    bidAs(B, rb, { amount: 10 });
+    bidAs(A, ra, { amount: 50 }); // A leads at 50
+    bidAs(C, rc, null);
+    const rc2 = await nextRequest(C);
+    expect(rc2).toMatchObject({ round: 2, ask: 60, standing: 50 });
+    await nextRequest(B);
+    rt.kill(A.ref); // B's 10 stands now
+    await rt.awaitExit(A.ref);
+    // Round 3 at once, asking 20 of C (B leads and is not asked); C had passed at 60.
+    const rc3 = await nextRequest(C);
+    expect(rc3).toMatchObject({ round: 3, ask: 20, standing: 10 });
+    // An answer to the old round is stale, and does not use up C's rejections of round 3.
+    for (let i = 0; i < 6; i++) bidAs(C, rc2, { amount: 20 });
+    await DynamicSupervisor.countChildren(rt, a.supervisor);
+    bidAs(C, rc3, { amount: 20 });
+    const rb4 = await nextRequest(B);
+    expect(rb4).toMatchObject({ round: 4, ask: 30, standing: 20 });
+    bidAs(B, rb4, null);
+    const r = sold(await h.result);
+    expect(winnerIs(r, C.ref)).toBe(true);
+    expect(r).toMatchObject({ revenue: 20, rounds: 4, endedBy: 'no_new_bid' });
+    // Stale answers are capped on their own (5 told, the 6th ignored).
+    expect(r.rejected.map((x) => x.code)).toEqual(Array(5).fill(AuctionErrorCodes.STALE_ROUND));
+  });
+
+  it('with no live bid standing, the new round asks the start price again', async () => {
+    const a = await setup();
+    const [A, B] = [probe(rt), probe(rt)];
+    const h = await a.start([A.ref, B.ref], { kind: 'english', increment: 10, startPrice: 10, roundMs: 100 });
+    const [ra, rb] = [await nextRequest(A), await nextRequest(B)];
+    bidAs(A, ra, { amount: 50 });
+    bidAs(B, rb, null);
+    await nextRequest(B);
+    rt.kill(A.ref);
+    await rt.awaitExit(A.ref);
+    const rb3 = await nextRequest(B);
+    expect(rb3).toMatchObject({ round: 3, ask: 10, standing: null });
+    bidAs(B, rb3, { amount: 15 });
+    const r = sold(await h.result); // nobody left to outbid B
+    expect(winnerIs(r, B.ref)).toBe(true);
+    expect(r).toMatchObject({ revenue: 15, dropped: [A.ref] });
+  });
+});
+
+describe('VCG shares nothing mutable with bidders or the caller', () => {
+  it('requests carry frozen copies of supply and reserve; the caller’s spec is not kept', async () => {
+    const a = await setup();
+    const [p, q] = [probe(rt), probe(rt)];
+    const supply = { gpu: 1 };
+    const reserve = { gpu: 40 };
+    const h = await a.start([p.ref, q.ref], { kind: 'vcg', supply, reserve, deadlineMs: 100 });
+    const [rp, rq] = (await Promise.all([nextRequest(p), nextRequest(q)])) as VcgRequest[];
+    expect(rp?.supply).not.toBe(supply);
+    expect(Object.isFrozen(rp?.supply) && Object.isFrozen(rp?.reserve)).toBe(true);
+    expect(() => {
+      (rp?.supply as Record<string, number>).gpu = 5;
+    }).toThrow(TypeError);
+    supply.gpu = 5; // the caller changes its own object after the start
+    reserve.gpu = 0;
+    expect(rq?.supply).toEqual({ gpu: 1 });
+    bidAs(p, rp as VcgRequest, { items: { gpu: 5 }, amount: 50 });
+    bidAs(q, rq as VcgRequest, { items: { gpu: 1 }, amount: 1 });
+    await DynamicSupervisor.countChildren(rt, a.supervisor);
+    clock.advance(100);
+    const r = await h.result;
+    expect(r).toMatchObject({ outcome: 'unsold', validBids: 0 });
+    expect(r.rejected.map((x) => x.code)).toEqual([
+      AuctionErrorCodes.INVALID_BUNDLE,
+      AuctionErrorCodes.BELOW_RESERVE,
+    ]);
+  });
+
+  it('a bundle changed by its bidder after it was validated counts as validated', async () => {
+    const a = await setup();
+    const [p, q] = [probe(rt), probe(rt)];
+    const h = await a.start([p.ref, q.ref], { kind: 'vcg', supply: { gpu: 1 } });
+    const [rp, rq] = [await nextRequest(p), await nextRequest(q)];
+    const bundle: Record<string, number> = { gpu: 1 };
+    bidAs(p, rp, { items: bundle, amount: 10 });
+    bundle.tpu = 1; // p reuses its object
+    bidAs(q, rq, { items: { gpu: 1 }, amount: 20 });
+    const r = sold(await h.result);
+    expect(r.revenue).toBe(10);
+    expect(r.winners[0]?.items).toEqual({ gpu: 1 });
+    expect(Object.isFrozen(r.winners[0]?.items)).toBe(true);
+  });
+
+  it('an item named like an Object.prototype member ("valueOf") is sold', async () => {
+    const a = await setup();
+    const p = probe(rt);
+    const h = await a.start([p.ref], {
+      kind: 'vcg',
+      supply: { valueOf: 1, toString: 1 },
+      reserve: { toString: 2 },
+    });
+    bidAs(p, await nextRequest(p), { bundles: [{ items: { valueOf: 1 }, amount: 5 }] });
+    const r = await h.result;
+    expect(r).toMatchObject({ outcome: 'sold', validBids: 1, rejected: [] });
+  });
+});
+
+describe('budgets, the Dutch floor and ids', () => {
+  it('a budget lookup that throws rejects that bid (naming the error) and the auction goes on', async () => {
+    const a = await setup();
+    const [p, q] = [probe(rt), probe(rt)];
+    const accounts = new Map<number, number>([[q.ref.id, 100]]);
+    const balance = (pid: Pid) => {
+      const b = accounts.get(pid.id);
+      if (b === undefined) throw new InvalidArgumentError('account', 'is unknown', pid.id);
+      return b;
+    };
+    const h = await a.start([p.ref, q.ref], { kind: 'vickrey', budgetOf: balance });
+    const [rp, rq] = [await nextRequest(p), await nextRequest(q)];
+    bidAs(q, rq, { amount: 50 });
+    bidAs(p, rp, { amount: 10 }); // p has no account: rejected, and counted as having passed
+    const told = (await p.expectMessage({ type: 'bid_rejected' })) as BidRejection;
+    expect(told.code).toBe(AuctionErrorCodes.BUDGET_UNAVAILABLE);
+    expect(told.error.message).toMatch(/InvalidArgumentError E_INVALID_ARGUMENT: .*account/);
+    const r = sold(await h.result);
+    expect(winnerIs(r, q.ref)).toBe(true);
+    expect(r).toMatchObject({ endedBy: 'all_answered', revenue: 0 });
+  });
+
+  it('a Dutch clock whose decimal steps land on the reserve offers the reserve', async () => {
+    const a = await setup();
+    const p = probe(rt);
+    const h = await a.start([p.ref], {
+      kind: 'dutch',
+      startPrice: 1,
+      decrement: 0.1,
+      tickMs: 10,
+      reserve: 0.3,
+    });
+    for (let t = 1; t <= 8; t++) {
+      clock.advance(10);
+      await DynamicSupervisor.countChildren(rt, a.supervisor);
+    }
+    const r = await h.result;
+    expect(r).toMatchObject({ outcome: 'unsold', endedBy: 'floor', rounds: 8 });
+    const prices = p.received
+      .map((e) => e.message as BidRequest)
+      .filter((m) => m.type === 'bid_request')
+      .map((m) => (m.kind === 'dutch' ? m.price : Number.NaN));
+    expect(prices).toHaveLength(8);
+    expect(prices.at(-1)).toBe(0.3);
+  });
+
+  it('rejects a spec id that is not a finite number or a non-empty string', async () => {
+    const a = await setup();
+    for (const id of [Number.NaN, Number.POSITIVE_INFINITY, '', {}]) {
+      await expect(a.run(valuers([1]), { kind: 'vickrey', id: id as number })).rejects.toMatchObject({
+        code: 'E_INVALID_ARGUMENT',
+        message: /id/,
+      });
+    }
   });
 });
