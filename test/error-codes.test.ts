@@ -4,8 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as mabeam from '../src/index.js';
+import * as perf from '../src/perf/index.js';
 
-const maps = Object.entries(mabeam).filter(
+const maps = Object.entries({ ...mabeam, ...perf }).filter(
   ([name, value]) => name.endsWith('ErrorCodes') && value !== null && typeof value === 'object',
 ) as [string, Record<string, string>][];
 
@@ -16,6 +17,8 @@ describe('error codes', () => {
       'AgentRegistryErrorCodes',
       'AuctionErrorCodes',
       'BarrierErrorCodes',
+      'BenchErrorCodes',
+      'BenchRunnerErrorCodes',
       'CircuitBreakerErrorCodes',
       'ConfigErrorCodes',
       'ElectionErrorCodes',
@@ -24,11 +27,13 @@ describe('error codes', () => {
       'LeaseErrorCodes',
       'LedgerErrorCodes',
       'MarketplaceErrorCodes',
+      'MemoryErrorCodes',
       'MetricsErrorCodes',
       'OrderBookErrorCodes',
       'PoolErrorCodes',
       'RateLimiterErrorCodes',
       'RegistryErrorCodes',
+      'SloErrorCodes',
       'TableErrorCodes',
       'TaskPoolErrorCodes',
       'VariableErrorCodes',
