@@ -15,6 +15,7 @@ describe('error codes', () => {
     expect(maps.map(([name]) => name).sort()).toEqual([
       'AgentPoolErrorCodes',
       'AgentRegistryErrorCodes',
+      'AllocationErrorCodes',
       'AuctionErrorCodes',
       'BarrierErrorCodes',
       'BenchErrorCodes',

@@ -1,5 +1,6 @@
 /** Every workload of the suite, in BENCH_SPEC.md's order (the main table, then the later ones). */
 import type { Workload } from '../harness.js';
+import { allocation1000 } from './allocation-1000.js';
 import { auctionVickrey100 } from './auction-vickrey-100.js';
 import { callRoundtrip } from './call-roundtrip.js';
 import { castThroughput } from './cast-throughput.js';
@@ -33,5 +34,6 @@ export const workloads: readonly Workload[] = [
   variableSync1000,
   consensusRound100Faults,
   auctionVickrey100,
+  allocation1000,
   orderbookMatch,
 ];
