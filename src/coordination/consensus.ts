@@ -77,7 +77,8 @@ export type SessionId = number | string;
 
 /** Timer message of a session (its deadline). */
 export interface DeadlineMessage {
-  readonly type: 'deadline';
+  /** `deadline`: the session's timer; `check`: re-evaluate after init counted absences. */
+  readonly type: 'deadline' | 'check';
 }
 
 /** A session agent's handle: it takes votes by cast. */
@@ -301,14 +302,30 @@ export const ConsensusSession: Behaviour<
       id: args.id,
       proposal: args.proposal,
     };
+    let undelivered = 0;
     for (let i = 0; i < n; i++) {
       const p = args.participants[i] as Pid;
       // Monitor before casting: a participant that dies at any point then surely reports DOWN,
       // and a vote it cast before dying is queued ahead of that DOWN (FIFO per sender).
       ctx.monitor(p);
-      ctx.cast(p, msg);
+      let delivered: boolean;
+      try {
+        delivered = ctx.cast(p, msg);
+      } catch {
+        delivered = false; // a full bounded mailbox that rejects
+      }
+      if (!delivered) {
+        // It will never see the proposal: absent now (a later DOWN finds the slot done).
+        undelivered++;
+        state.slots[i] = DONE;
+        args.tally.pending--;
+        args.tally.absent++;
+        state.pendingWeight -= args.weights[i] as number;
+      }
     }
     ctx.sendAfter({ type: 'deadline' }, args.deadlineMs);
+    // Absences may already settle it; decide once init is done (init cannot stop the agent).
+    if (undelivered > 0) ctx.send(ctx.self, { type: 'check' });
     return state;
   },
 
@@ -337,6 +354,7 @@ export const ConsensusSession: Behaviour<
   handleInfo(msg: DeadlineMessage | SystemMessage, state, ctx): CastResult<SessionState> {
     if (state.decided) return state;
     if (msg.type === 'deadline') return finish(state, ctx, true);
+    if (msg.type === 'check') return finish(state, ctx, false);
     if (msg.type !== 'DOWN') return state;
     const i = indexOf(state, msg.pid);
     if (i === undefined || state.slots[i] !== PENDING) return state;

@@ -454,3 +454,27 @@ describe('castVote after a session decided early', () => {
     await rt.shutdown();
   });
 });
+
+describe('Consensus: a participant that cannot be reached', () => {
+  it('one with a full bounded mailbox counts as absent; the others still decide', async () => {
+    const c = await setup();
+    // Busy: its one-message mailbox holds a message it has not taken yet (held in an async handler).
+    const hold = deferredCount(1);
+    const Busy = behaviour<void, void, never, never, 'work'>({
+      init: () => undefined,
+      async handleCast(_m, s) {
+        await hold.done;
+        return s;
+      },
+    });
+    const busy = await rt.spawn(Busy, undefined, { mailbox: { capacity: 1 } });
+    rt.cast(busy, 'work'); // taken: the handler is now waiting
+    rt.cast(busy, 'work'); // queued: the mailbox is full
+    const r = await c.propose([...judges([10, 10]), busy], 5);
+    expect(r).toMatchObject({ decided: true, outcome: 'accepted', yes: 2, absent: 1 });
+    // Nobody reachable: decided at once (the virtual clock never reaches the deadline).
+    const lone = await c.propose([busy], 5);
+    expect(lone).toMatchObject({ decided: true, outcome: 'rejected', absent: 1, pending: 0 });
+    hold.tick();
+  });
+});
