@@ -159,6 +159,15 @@ function request(state: SessionState, ctx: Ctx): Untokened<BidRequest> {
   }
 }
 
+/** Cast, reporting a full mailbox (overflow policy `reject`) as not delivered instead of throwing. */
+function deliver(ctx: Ctx, to: Pid, msg: unknown): boolean {
+  try {
+    return ctx.cast(to as never, msg as never);
+  } catch {
+    return false;
+  }
+}
+
 /** Cast the current request to every live bidder not excluded; returns how many were asked. */
 function broadcast(state: SessionState, ctx: Ctx, except = -1): number {
   const msg = request(state, ctx);
@@ -166,8 +175,10 @@ function broadcast(state: SessionState, ctx: Ctx, except = -1): number {
   let asked = 0;
   for (let i = 0; i < bidders.length; i++) {
     if (state.alive[i] === 0 || i === except) continue;
-    ctx.cast(bidders[i] as Pid, { ...msg, token: state.tokens[i] as string } as BidRequest);
-    asked++;
+    // A bidder whose bounded mailbox refuses the request is not asked this round (it cannot
+    // answer what it never got); the auction goes on with the others.
+    if (deliver(ctx, bidders[i] as Pid, { ...msg, token: state.tokens[i] as string } as BidRequest)) asked++;
+    else state.answered[i] = 1;
   }
   return asked;
 }
@@ -306,7 +317,7 @@ function reject(
     bid,
     token: idx === undefined ? '' : (state.tokens[idx] as string),
   };
-  ctx.cast(to, msg);
+  deliver(ctx, to, msg);
   if (counted && idx !== undefined && ++(state.rejects[idx] as number) >= MAX_REJECTIONS_PER_ROUND)
     return answer(state, ctx, idx);
   return state;
@@ -702,7 +713,8 @@ export const AuctionSession: Behaviour<SessionArgs, SessionState, never, never, 
         break;
       default:
         args.progress.rounds = 1;
-        broadcast(state, ctx);
+        // Bidders that could not be asked are not waited for (the deadline still ends it).
+        state.pending = broadcast(state, ctx);
         ctx.sendAfter({ type: 'deadline' }, spec.deadlineMs);
     }
     return state;

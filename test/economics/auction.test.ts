@@ -853,3 +853,35 @@ describe('budgets, the Dutch floor and ids', () => {
     }
   });
 });
+
+describe('a bidder that cannot be reached', () => {
+  it('one whose bounded mailbox refuses the request is not waited for; the auction closes on the others', async () => {
+    const auctions = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const Busy = behaviour<void, void, never, never, 'work'>({
+      init: () => undefined,
+      async handleCast(_m, s) {
+        await held;
+        return s;
+      },
+    });
+    const busy = await rt.spawn(Busy, undefined, { mailbox: { capacity: 1 } });
+    rt.cast(busy, 'work'); // taken: its handler waits
+    rt.cast(busy, 'work'); // queued: the mailbox is full
+    // Sealed Vickrey with a long deadline: without skipping the unreachable bidder this would
+    // wait for the (virtual, never advanced) deadline.
+    try {
+      const r = await auctions.run([...valuers([30, 20]), busy], {
+        kind: 'vickrey',
+        item: 'gpu',
+        deadlineMs: 60_000,
+      });
+      expect(sold(r).winners[0]).toMatchObject({ price: 20 });
+    } finally {
+      release();
+    }
+  });
+});
