@@ -86,9 +86,9 @@ export {
   type LeaseHolder,
   LeaseHolderExitedError,
   LeaseLock,
-  LeaseLockStoppedError,
   type LeaseLockOptions,
   type LeaseLockRef,
+  LeaseLockStoppedError,
   LeaseTimeoutError,
   StaleTokenError,
 } from './lease.js';
