@@ -7,10 +7,12 @@
  * request, and collects the needs the agents cast back (each answers from its own state, through
  * `withNeeds` or `reportNeeds`; the session never calls an agent, so a slow one holds up nobody).
  * It computes the allocation as soon as every agent has answered or died, or at its deadline (a
- * runtime timer, so a VirtualClock drives it in tests). An agent that did not answer in time or
- * died gets nothing and is named in `missing`; an agent whose needs are invalid gets nothing and
- * is named in `rejected`, and the others are allocated as usual. The session resolves the caller's
- * promise exactly once, publishes telemetry and stops.
+ * runtime timer, so a VirtualClock drives it in tests). An agent that did not answer in time,
+ * died, or could not be asked (its bounded mailbox full) gets nothing and is named in `missing`;
+ * an agent whose needs are invalid gets nothing and is named in `rejected`, and the others are
+ * allocated as usual. Needs are read once, when they arrive: the session keeps a copy of what it
+ * checked, never the agent's object. The session resolves the caller's promise exactly once,
+ * publishes telemetry and stops.
  *
  * The allocation itself is `computeAllocation`, a pure function (property-tested), built on the
  * single-resource `waterFill`. Each resource is shared independently of the others (an agent's
@@ -76,10 +78,31 @@ export class InvalidNeedsError extends MabeamError {
   constructor(agent: string, field: string, problem: string, value: unknown) {
     super(
       AllocationErrorCodes.INVALID_NEEDS,
-      `invalid ${field} from agent ${agent}: ${problem} (got ${describe(value)})`,
+      `invalid ${field} from agent ${agent}: ${problem} (got ${safeDescribe(value)})`,
     );
     this.agent = agent;
     this.field = field;
+  }
+}
+
+/**
+ * `describe`, for values an agent chose: one whose `toString` throws, or a Proxy whose every trap
+ * throws, must not crash the session that is reporting it.
+ */
+function safeDescribe(value: unknown): string {
+  try {
+    return describe(value);
+  } catch {
+    return 'an unprintable value';
+  }
+}
+
+/** What a thrown `error` says, however hostile the thrown value. */
+function whyThrown(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : describe(error);
+  } catch {
+    return 'an unprintable value';
   }
 }
 
@@ -186,13 +209,22 @@ export interface AgentAllocation {
   readonly granted: Readonly<Record<string, number>>;
 }
 
-/** An agent that gets nothing because it did not answer by the deadline or exited first. */
+/**
+ * An agent that gets nothing because it did not answer by the deadline (`deadline`), exited first
+ * (`exit`), or could not be asked at all (`undeliverable`: its bounded mailbox was full and
+ * refused or dropped the request).
+ */
 export interface MissingAgent {
   readonly agent: Pid;
   readonly key: string;
-  readonly reason: 'deadline' | 'exit';
+  readonly reason: 'deadline' | 'exit' | 'undeliverable';
   /** The agent's exit reason (`noproc` if it was already gone), for `exit`. */
   readonly exitReason?: unknown;
+  /**
+   * For `undeliverable`: the error the request's cast threw (a MailboxFullError under the
+   * `reject` overflow policy), or undefined when the mailbox dropped it.
+   */
+  readonly error?: unknown;
 }
 
 /** An agent that gets nothing because its needs were invalid. */
@@ -227,7 +259,10 @@ export interface AllocateOptions<C = unknown> {
   readonly deadlineMs?: number;
   /** The id agents and results see; default a per-service counter. */
   readonly id?: AllocationId;
-  /** Passed to every agent in its request. */
+  /**
+   * Passed to every agent in its request. Plain data (plain objects and arrays) is copied and
+   * frozen first, since every agent gets the same object; other objects are passed as they are.
+   */
   readonly context?: C;
 }
 
@@ -484,22 +519,49 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function needsProblem(needs: unknown, resources: Resources): NeedsProblem | undefined {
-  // A Map or an array would pass as "no needs at all" if its (absent) own keys were read.
-  if (!isPlainObject(needs)) {
-    return { field: 'needs', problem: 'must be a plain object of resource name to amount', value: needs };
-  }
-  for (const name of Object.keys(needs)) {
-    const value: unknown = (needs as Record<string, unknown>)[name];
-    if (!Object.hasOwn(resources, name)) {
-      const offer = Object.keys(resources).join(', ');
-      return { field: `needs.${name}`, problem: `is not a resource on offer (${offer})`, value };
+/**
+ * Read `needs` once and validate what was read: the agent's needs as a fresh plain record (the
+ * only thing the caller may keep), or the problem. Each own key and each amount is read exactly
+ * once, so an agent cannot get one value past the check and another into the allocation (by
+ * changing its object afterwards, or with getters or a Proxy); reading that throws is a problem
+ * too, never a crash of the reader.
+ */
+function readNeeds(
+  needs: unknown,
+  resources: Resources,
+): { readonly needs: Needs; readonly problem?: undefined } | { readonly problem: NeedsProblem } {
+  try {
+    // A Map or an array would pass as "no needs at all" if its (absent) own keys were read.
+    if (!isPlainObject(needs)) {
+      return {
+        problem: {
+          field: 'needs',
+          problem: 'must be a plain object of resource name to amount',
+          value: needs,
+        },
+      };
     }
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      return { field: `needs.${name}`, problem: 'must be a finite number >= 0', value };
+    // Keys are resource names, and `__proto__` is never one (checkResources), so assigning to a
+    // plain object is safe.
+    const copy: Record<string, number> = {};
+    for (const name of Object.keys(needs)) {
+      const value: unknown = (needs as Record<string, unknown>)[name];
+      if (!Object.hasOwn(resources, name)) {
+        const offer = Object.keys(resources).join(', ');
+        return {
+          problem: { field: `needs.${name}`, problem: `is not a resource on offer (${offer})`, value },
+        };
+      }
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+        return { problem: { field: `needs.${name}`, problem: 'must be a finite number >= 0', value } };
+      }
+      copy[name] = value;
     }
+    return { needs: copy };
+  } catch (error) {
+    const why = whyThrown(error);
+    return { problem: { field: 'needs', problem: `could not be read (${why})`, value: needs } };
   }
-  return undefined;
 }
 
 /**
@@ -511,7 +573,7 @@ export function checkNeeds(
   resources: Resources,
   agent: string,
 ): InvalidNeedsError | undefined {
-  const bad = needsProblem(needs, resources);
+  const { problem: bad } = readNeeds(needs, resources);
   return bad === undefined ? undefined : new InvalidNeedsError(agent, bad.field, bad.problem, bad.value);
 }
 
@@ -524,6 +586,11 @@ function checkResources(resources: unknown): Resources {
     throw new InvalidArgumentError('resources', 'must name at least one resource', resources);
   const copy: Record<string, number> = {};
   for (const name of names) {
+    // Results are plain objects keyed by resource name, where `__proto__` would silently vanish
+    // (assigning it sets the prototype): refused rather than lost.
+    if (name === '__proto__') {
+      throw new InvalidArgumentError('resources.__proto__', 'is a reserved name, not a resource name');
+    }
     const v: unknown = (resources as Record<string, unknown>)[name];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
       throw new InvalidArgumentError(`resources.${name}`, 'must be a finite number >= 0', v);
@@ -582,7 +649,16 @@ function resolveWeights(policy: AllocationPolicy, keys: readonly string[]): Floa
   }
   for (let i = 0; i < n; i++) {
     const k = keys[i] as string;
-    const w = read(k, i);
+    let w: unknown;
+    try {
+      w = read(k, i);
+    } catch (error) {
+      // A weights function (or a getter, a Proxy) that throws is bad input, named like any other.
+      const why = whyThrown(error);
+      const err = new InvalidArgumentError(label(k, i), `threw: ${why}`);
+      Object.defineProperty(err, 'cause', { value: error, writable: true, configurable: true });
+      throw err;
+    }
     if (typeof w !== 'number' || !Number.isFinite(w) || !(w > 0)) {
       throw new InvalidArgumentError(label(k, i), 'must be a finite number > 0', w);
     }
@@ -613,7 +689,9 @@ function share(
   };
   for (const name of Object.keys(resources)) {
     for (let i = 0; i < n; i++) {
-      const d = (needs[i] as Needs)[name];
+      // Own keys only: a resource named `toString` must not read Object.prototype's.
+      const own = needs[i] as Needs;
+      const d = Object.hasOwn(own, name) ? own[name] : undefined;
       demands[i] = d === undefined ? 0 : d;
       rates[i] = byNeed ? weight(i) * (demands[i] as number) : weight(i);
     }
@@ -651,11 +729,14 @@ export function computeAllocation(
     if (seen.has(agent))
       throw new InvalidArgumentError(`claims[${i}].agent`, 'is a duplicate claimant', agent);
     seen.add(agent);
-    const bad = needsProblem((c as Claim).needs, res);
-    if (bad !== undefined)
+    const read = readNeeds((c as Claim).needs, res);
+    if (read.problem !== undefined) {
+      const bad = read.problem;
       throw new InvalidArgumentError(`claims[${i}].${bad.field}`, bad.problem, bad.value);
+    }
     keys.push(agent);
-    needs.push((c as Claim).needs);
+    // The copy read during the check, never the claim's object again.
+    needs.push(read.needs);
   }
   const granted = share(needs, res, pol.kind, resolveWeights(pol, keys));
   return keys.map((agent, i) => ({ agent, granted: granted[i] as Record<string, number> }));
@@ -683,6 +764,7 @@ const PENDING = 0;
 const ANSWERED = 1;
 const REJECTED = 2;
 const EXITED = 3;
+const UNDELIVERABLE = 4;
 
 interface SessionState {
   readonly args: AllocationSessionArgs;
@@ -692,7 +774,10 @@ interface SessionState {
   /** Agent index by its token (for answers). */
   readonly byToken: Map<string, number>;
   readonly slots: Uint8Array;
-  /** Per agent: its valid needs, its raw invalid needs, or its exit reason, by slot state. */
+  /**
+   * Per agent, by slot state: its valid needs (a copy made when they were checked), its raw
+   * invalid needs, its exit reason, or why its request could not be delivered.
+   */
   readonly answers: unknown[];
   readonly errors: (InvalidNeedsError | undefined)[];
   pending: number;
@@ -726,6 +811,9 @@ function decide(state: SessionState, ctx: SessionCtx): CastResult<SessionState> 
         break;
       case EXITED:
         missing.push({ agent, key, reason: 'exit', exitReason: state.answers[i] });
+        break;
+      case UNDELIVERABLE:
+        missing.push({ agent, key, reason: 'undeliverable', error: state.answers[i] });
         break;
       default:
         missing.push({ agent, key, reason: 'deadline' });
@@ -828,9 +916,27 @@ export const AllocationSession: Behaviour<
         resources: args.resources,
         context: args.context,
       };
-      ctx.cast(p, request);
+      // One agent that cannot be asked (a full bounded mailbox: `reject` throws, `drop_newest`
+      // returns false) is missing, never the end of the whole allocation. False for an agent
+      // already gone is not that: its DOWN (noproc) is on the way and names it `exit`.
+      let delivered: boolean;
+      let error: unknown;
+      try {
+        delivered = ctx.cast(p, request) || !ctx.runtime.isAlive(p);
+      } catch (e) {
+        delivered = false;
+        error = e;
+      }
+      if (!delivered) {
+        state.slots[i] = UNDELIVERABLE;
+        state.answers[i] = error;
+        state.pending--;
+      }
     }
-    ctx.sendAfter({ type: 'allocation_deadline' }, args.deadlineMs);
+    // Nobody left to wait for (every request undeliverable): decide at once, as the first
+    // message handled (init cannot stop the agent itself).
+    if (state.pending === 0) ctx.send(ctx.self, { type: 'allocation_deadline' });
+    else ctx.sendAfter({ type: 'allocation_deadline' }, args.deadlineMs);
     return state;
   },
 
@@ -840,10 +946,23 @@ export const AllocationSession: Behaviour<
     const i = state.byToken.get(msg.token);
     // Strangers (no valid token) and second answers are ignored: one agent, one answer.
     if (i === undefined || state.slots[i] !== PENDING) return state;
-    const bad = checkNeeds(msg.needs, state.args.resources, state.args.keys[i] as string);
-    state.slots[i] = bad === undefined ? ANSWERED : REJECTED;
-    state.answers[i] = msg.needs;
-    state.errors[i] = bad;
+    // Read once: what is kept (and later shared) is the copy that passed the check, so an agent
+    // that changes the object it answered with cannot change its needs after validation.
+    const read = readNeeds(msg.needs, state.args.resources);
+    if (read.problem === undefined) {
+      state.slots[i] = ANSWERED;
+      state.answers[i] = read.needs;
+    } else {
+      const bad = read.problem;
+      state.slots[i] = REJECTED;
+      state.answers[i] = msg.needs;
+      state.errors[i] = new InvalidNeedsError(
+        state.args.keys[i] as string,
+        bad.field,
+        bad.problem,
+        bad.value,
+      );
+    }
     return --state.pending === 0 ? decide(state, ctx) : state;
   },
 
@@ -858,6 +977,45 @@ export const AllocationSession: Behaviour<
     return --state.pending === 0 ? decide(state, ctx) : state;
   },
 };
+
+/**
+ * The context every agent is handed: one object shared by all of them, so plain data (plain
+ * objects and arrays, however nested) is copied and frozen, and no agent can change what the
+ * others read. Other objects (class instances, Maps, functions) are passed as they are.
+ */
+function frozenContext(context: unknown): unknown {
+  const copies = new Map<object, unknown>();
+  const copy = (value: unknown): unknown => {
+    const plain = isPlainObject(value);
+    if (!plain && !Array.isArray(value)) return value;
+    const seen = copies.get(value);
+    if (seen !== undefined) return seen;
+    const out: Record<string, unknown> | unknown[] = Array.isArray(value)
+      ? []
+      : Object.getPrototypeOf(value) === null
+        ? Object.create(null)
+        : {};
+    copies.set(value, out);
+    for (const k of Object.keys(value)) {
+      // defineProperty: an own `__proto__` key stays a key, never becomes the prototype.
+      Object.defineProperty(out, k, {
+        value: copy((value as Record<string, unknown>)[k]),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return Object.freeze(out);
+  };
+  try {
+    return copy(context);
+  } catch (error) {
+    const why = whyThrown(error);
+    const err = new InvalidArgumentError('options.context', `could not be copied: ${why}`);
+    Object.defineProperty(err, 'cause', { value: error, writable: true, configurable: true });
+    throw err;
+  }
+}
 
 function checkAgents(agents: unknown): { pids: Pid[]; keys: string[] } {
   if (!Array.isArray(agents) || agents.length === 0) {
@@ -905,7 +1063,8 @@ export class Allocator {
    * or `options.deadlineMs` has passed, and share `resources` among the valid answers by `policy`.
    * Agents that did not answer, exited, or sent invalid needs get nothing and are named in the
    * result. Rejects with InvalidArgumentError (naming the value) for bad agents, resources,
-   * policy, weights or deadline, before asking anyone; with AllocationAbortedError if the session
+   * policy, weights (a weights function that throws included, the error as `cause`), deadline
+   * or options, before asking anyone; with AllocationAbortedError if the session
    * dies first; with the supervisor's error if it cannot start.
    */
   async allocate<C = unknown>(
@@ -914,6 +1073,9 @@ export class Allocator {
     policy: AllocationPolicy,
     options: AllocateOptions<C> = {},
   ): Promise<AllocationResult> {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError('options', 'must be an object {deadlineMs?, id?, context?}', options);
+    }
     const { pids, keys } = checkAgents(agents);
     const res = checkResources(resources);
     const pol = checkPolicy(policy);
@@ -922,6 +1084,7 @@ export class Allocator {
     if (typeof deadlineMs !== 'number' || !Number.isFinite(deadlineMs) || deadlineMs < 0) {
       throw new InvalidArgumentError('deadlineMs', 'must be a finite number >= 0', deadlineMs);
     }
+    const context = frozenContext(options.context);
     const id = options.id ?? ++this.#nextId;
     let settled = false;
     let resolve!: (r: AllocationResult) => void;
@@ -938,7 +1101,7 @@ export class Allocator {
       policy: pol.kind,
       weights,
       deadlineMs,
-      context: options.context,
+      context,
       startedAt: this.runtime.clock.now(),
       done: (r) => {
         if (settled) return;

@@ -16,6 +16,12 @@
  * the prior as the evidence fades. With positive priors the score is always strictly between 0 and
  * 1: every weight is > 0, as both weighted consumers require.
  *
+ * Evidence saturates: when `s + f` would pass `MAX_EVIDENCE` (1e15, still small enough that one
+ * more outcome of weight 1 changes it), both are scaled down together, keeping their ratio, so
+ * no run of valid records (weights up to the largest double) can overflow them. And the score is
+ * computed so that huge priors cannot overflow either, then kept inside
+ * [Number.MIN_VALUE, 1 - 2^-53]: never NaN, never exactly 0 or 1.
+ *
  * Decay costs no timers: each agent keeps its counts and the time they were last brought up to
  * date, and a read scales them by `2 ** (-elapsed / halfLifeMs)`. Reads (`score`, `rankings`,
  * `weights`) are synchronous and never write; a record decays the stored counts, then adds.
@@ -61,6 +67,13 @@ export interface ReputationEntry {
 export const REPUTATION_RECORDED = ['mabeam', 'reputation', 'recorded'] as const;
 
 const DEFAULT_HALF_LIFE_MS = 3_600_000;
+/**
+ * The most evidence (successes + failures) an agent keeps. Below 2^53, so an outcome of weight 1
+ * still counts; far below the float range, so adding any finite weight cannot overflow.
+ */
+export const MAX_EVIDENCE = 1e15;
+/** The largest double below 1. */
+const BELOW_ONE = 1 - Number.EPSILON / 2;
 
 interface Evidence {
   successes: number;
@@ -70,14 +83,14 @@ interface Evidence {
 }
 
 /** The key of a subject: a string as given, a ref or pid by `pidKey`. */
-export function subjectKey(agent: Subject): string {
+export function subjectKey(agent: Subject, argument = 'agent'): string {
   if (typeof agent === 'string') {
     if (agent.length === 0)
-      throw new InvalidArgumentError('agent', 'must be a non-empty string, a ref or a pid', agent);
+      throw new InvalidArgumentError(argument, 'must be a non-empty string, a ref or a pid', agent);
     return agent;
   }
   if (isPid(agent)) return pidKey(agent);
-  throw new InvalidArgumentError('agent', 'must be a non-empty string, a ref or a pid', agent);
+  throw new InvalidArgumentError(argument, 'must be a non-empty string, a ref or a pid', agent);
 }
 
 export class Reputation {
@@ -112,9 +125,15 @@ export class Reputation {
     return 2 ** (-(now - at) / this.halfLifeMs);
   }
 
+  /** The posterior mean, strictly inside (0, 1) whatever the (finite) counts and prior. */
   #score(successes: number, failures: number): number {
     const { successes: a, failures: b } = this.prior;
-    return (successes + a) / (successes + failures + a + b);
+    const up = successes + a;
+    const down = failures + b;
+    const total = up + down;
+    // A prior near the float range can overflow the sum: the same mean as 1 / (1 + down / up).
+    const score = Number.isFinite(total) ? up / total : 1 / (1 + down / up);
+    return Math.min(BELOW_ONE, Math.max(Number.MIN_VALUE, score));
   }
 
   /**
@@ -148,8 +167,16 @@ export class Reputation {
       r.failures *= k;
       r.at = Math.max(r.at, now);
     }
+    // Finite: the stored sum is at most MAX_EVIDENCE, which no finite weight can push past the
+    // largest double. Past MAX_EVIDENCE, both are scaled down together (their ratio kept).
     r.successes += weight * x;
     r.failures += weight * (1 - x);
+    const evidence = r.successes + r.failures;
+    if (evidence > MAX_EVIDENCE) {
+      const k = MAX_EVIDENCE / evidence;
+      r.successes *= k;
+      r.failures *= k;
+    }
     const score = this.#score(r.successes, r.failures);
     const tel = this.runtime.telemetry;
     if (tel.enabled) {
@@ -164,7 +191,11 @@ export class Reputation {
 
   /** The agent's score now, in (0, 1); the prior mean for an agent with no outcomes. */
   score(agent: Subject): number {
-    const r = this.#records.get(subjectKey(agent));
+    return this.#scoreOf(subjectKey(agent));
+  }
+
+  #scoreOf(key: string): number {
+    const r = this.#records.get(key);
     if (r === undefined) return this.#score(0, 0);
     const k = this.#decay(r.at, this.runtime.clock.now());
     return this.#score(r.successes * k, r.failures * k);
@@ -217,7 +248,7 @@ export class Reputation {
   weights(agents: readonly Subject[]): number[] {
     if (!Array.isArray(agents))
       throw new InvalidArgumentError('agents', 'must be an array of agents', agents);
-    return agents.map((a) => this.score(a));
+    return agents.map((a, i) => this.#scoreOf(subjectKey(a, `agents[${i}]`)));
   }
 
   /** Drop an agent's record (its score returns to the prior). True if it had one. */

@@ -12,7 +12,9 @@ import {
   Allocator,
   type Claim,
   computeAllocation,
+  isNeedsRequest,
   type Needs,
+  type NeedsRequest,
   type Resources,
   withNeeds,
 } from '../../src/economics/allocation.js';
@@ -258,6 +260,38 @@ describe('allocation policies (pure)', () => {
     );
   });
 
+  it.each(KINDS)(
+    '%s: needs are read once: amounts that change on later reads change nothing (regression)',
+    (kind) => {
+      // Getters that are valid on the first read and anything (negative, NaN, huge) after it: the
+      // allocation used to read the needs again after checking them.
+      const later = fc.oneof(
+        fc.double({ min: -1e9, max: 1e9, noNaN: true }),
+        fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, -1),
+      );
+      fc.assert(
+        fc.property(instanceArb, fc.array(later, { minLength: 1, maxLength: 8 }), (inst, afters) => {
+          let k = 0;
+          const fickle = inst.claims.map((c) => {
+            const needs = {};
+            for (const [name, first] of Object.entries(c.needs)) {
+              let reads = 0;
+              Object.defineProperty(needs, name, {
+                enumerable: true,
+                get: () => (reads++ === 0 ? first : afters[k++ % afters.length]),
+              });
+            }
+            return { agent: c.agent, needs: needs as Needs };
+          });
+          const policy = policyOf(kind, inst.weights);
+          const grants = computeAllocation(fickle, inst.resources, policy);
+          expect(grants).toEqual(computeAllocation(inst.claims, inst.resources, policy));
+        }),
+        { numRuns: 150 },
+      );
+    },
+  );
+
   it.each(KINDS)('%s: the order of the claims does not matter', (kind) => {
     fc.assert(
       fc.property(
@@ -295,6 +329,7 @@ describe('allocation policies (pure)', () => {
 });
 
 type Behave = 'answer' | 'silent' | 'crash' | 'invalid' | 'dead';
+type Hostile = 'answer' | 'mutate' | 'full';
 interface Spec {
   readonly behave: Behave;
   readonly needs: Needs;
@@ -367,6 +402,103 @@ describe('allocation gathering', () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+});
+
+/** Answers with its own live object (a raw cast, no reportNeeds copy), changed later by the test. */
+const Raw = behaviour<
+  { needs: Record<string, number> },
+  { needs: Record<string, number> },
+  never,
+  never,
+  NeedsRequest
+>({
+  init: (s) => s,
+  handleCast(req, s, ctx) {
+    if (isNeedsRequest(req))
+      ctx.cast(req.session, { type: 'needs', id: req.id, token: req.token, needs: s.needs });
+    return s;
+  },
+});
+
+describe('allocation gathering against hostile agents (regression)', () => {
+  it('agents that change their needs after answering, or cannot be asked, never break the guarantees', async () => {
+    const specArb = fc.record({
+      behave: fc.constantFrom<Hostile>('answer', 'mutate', 'mutate', 'full'),
+      needs: fc.record({ cpu: amount(50), mem: amount(50) }),
+      after: fc.record({
+        cpu: fc.oneof(fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.constant(Number.NaN)),
+        mem: fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+      }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(specArb, { minLength: 1, maxLength: 8 }),
+        fc.constantFrom(...KINDS),
+        fc.record({ cpu: amount(100), mem: amount(100) }),
+        async (specs, kind, resources) => {
+          const clock = new VirtualClock();
+          const rt = new Runtime({ clock });
+          let release!: () => void;
+          const gate = new Promise<void>((r) => {
+            release = r;
+          });
+          const Busy = behaviour<void, null, never, never, string>({
+            init: () => null,
+            handleCast: async (_m, s) => {
+              await gate;
+              return s;
+            },
+          });
+          try {
+            const alloc = await Allocator.start(rt);
+            const live = specs.map((s) => ({ ...s.needs }));
+            const agents: AnyRef[] = [];
+            for (const [i, s] of specs.entries()) {
+              if (s.behave === 'full') {
+                const busy = rt.spawnSync(Busy, undefined, { mailbox: { capacity: 1 } });
+                rt.cast(busy, 'work');
+                await flush();
+                rt.cast(busy, 'more');
+                agents.push(busy);
+              } else agents.push(rt.spawnSync(Raw, { needs: live[i] as Record<string, number> }));
+            }
+            const weights = specs.map((_, i) => i + 1);
+            const pending = alloc.allocate(agents, resources, policyOf(kind, weights), { deadlineMs: 100 });
+            await DynamicSupervisor.countChildren(rt, alloc.supervisor);
+            await flush();
+            specs.forEach((s, i) => {
+              if (s.behave === 'mutate') Object.assign(live[i] as object, s.after);
+            });
+            clock.advance(100);
+            const r = await pending;
+            release();
+
+            const keys = agents.map((a) => pidKey(a));
+            specs.forEach((s, i) => {
+              const key = keys[i] as string;
+              if (s.behave === 'full')
+                expect(r.missing.find((m) => m.key === key)?.reason).toBe('undeliverable');
+              else expect(r.allocations.find((a) => a.key === key)?.needs).toEqual(s.needs);
+            });
+            expect(r.allocations.length + r.missing.length).toBe(specs.length);
+            for (const name of ['cpu', 'mem'] as const) {
+              const granted = r.allocations.map((a) => a.granted[name] as number);
+              for (const g of granted) expect(g).toBeGreaterThanOrEqual(0);
+              expect(sum(granted)).toBeLessThanOrEqual(resources[name]);
+            }
+            const claims = r.allocations.map((a) => ({ agent: a.key, needs: a.needs }));
+            const answeredWeights = r.allocations.map((a) => keys.indexOf(a.key) + 1);
+            const expected = computeAllocation(claims, resources, policyOf(kind, answeredWeights));
+            expect(r.allocations.map((a) => a.granted)).toEqual(expected.map((g) => g.granted));
+          } finally {
+            release();
+            await rt.shutdown();
+          }
+        },
+      ),
+      { numRuns: 40 },
     );
   });
 });

@@ -20,6 +20,7 @@ import {
   behaviour,
   DynamicSupervisor,
   InvalidArgumentError,
+  MailboxFullError,
   pidKey,
   Runtime,
   reply,
@@ -66,6 +67,21 @@ function askers(...needs: (Needs | null)[]): AnyRef[] {
   return needs.map((n) => rt.spawnSync(Asker, { needs: n, asked: 0 }));
 }
 const byKey = (r: AllocationResult) => new Map(r.allocations.map((a) => [a.key, a.granted]));
+/** A call through the supervisor: the casts queued ahead of it (the agents' answers) are handled. */
+const barrier = (a: Allocator) => DynamicSupervisor.countChildren(rt, a.supervisor);
+const flush = () => new Promise<void>((r) => setImmediate(r));
+
+/** An agent whose handling of casts waits for `gate`: with capacity 1, its mailbox fills up. */
+function busyAgent(overflow: 'reject' | 'drop_newest', gate: Promise<void>): AnyRef {
+  const Busy = behaviour<void, null, never, never, string>({
+    init: () => null,
+    handleCast: async (_m, s) => {
+      await gate;
+      return s;
+    },
+  });
+  return rt.spawnSync(Busy, undefined, { mailbox: { capacity: 1, overflow } });
+}
 
 describe('Allocator: gathering', () => {
   it('gathers every agent’s needs and shares by max-min; publishes done', async () => {
@@ -294,6 +310,208 @@ describe('Allocator: gathering', () => {
     expect((await pending).allocations[0]?.granted.cpu).toBe(4);
   });
 
+  it('needs are read once when they arrive: changing the answered object later changes nothing (regression)', async () => {
+    // A hand-written handler casting its own live object (no reportNeeds copy), which it then
+    // changes before the deadline: the session used to read it again at decide time, granting
+    // -10 and handing out 20 cpu of 10.
+    const alloc = await setup();
+    const mine = { cpu: 10 };
+    const Raw = behaviour<void, null, never, never, NeedsRequest>({
+      init: () => null,
+      handleCast(req, s, ctx) {
+        ctx.cast(req.session, { type: 'needs', id: req.id, token: req.token, needs: mine });
+        return s;
+      },
+    });
+    const [a, b] = askers({ cpu: 10 }, { cpu: 10 });
+    const raw = rt.spawnSync(Raw, undefined);
+    const late = rt.spawnSync(Silent, undefined);
+    const pending = alloc.allocate(
+      [a as AnyRef, b as AnyRef, raw, late],
+      { cpu: 10 },
+      { kind: 'max_min' },
+      { deadlineMs: 100 },
+    );
+    await barrier(alloc);
+    mine.cpu = -10;
+    clock.advance(100);
+    const r = await pending;
+    const grants = r.allocations.map((x) => x.granted.cpu as number);
+    expect(grants).toEqual([10 / 3, 10 / 3, 10 / 3]);
+    expect(grants.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(10);
+    const kept = r.allocations[2]?.needs;
+    expect(kept).toEqual({ cpu: 10 });
+    expect(kept).not.toBe(mine);
+    expect(r.missing.map((m) => m.reason)).toEqual(['deadline']);
+  });
+
+  it('needs behind getters or a Proxy are read once per resource; a throwing getter is rejected (regression)', async () => {
+    const alloc = await setup();
+    let reads = 0;
+    // Valid on the first read, negative ever after.
+    const fickle = {
+      get cpu() {
+        return reads++ === 0 ? 4 : -1000;
+      },
+    };
+    const trapped: string[] = [];
+    const proxy = new Proxy(
+      { cpu: 4, mem: 2 },
+      {
+        get(target, key, receiver) {
+          if (typeof key === 'string') trapped.push(key);
+          return trapped.length > 2 ? 1e9 : Reflect.get(target, key, receiver);
+        },
+      },
+    );
+    const throwing = {
+      get cpu(): number {
+        throw new Error('no needs today');
+      },
+    };
+    // Every trap throws: even describing it for the error message must not crash the session.
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('trap');
+        },
+        getPrototypeOf() {
+          throw new Error('trap');
+        },
+        ownKeys() {
+          throw new Error('trap');
+        },
+      },
+    );
+    const answers: unknown[] = [fickle, proxy, throwing, hostile];
+    const Raw = behaviour<number, number, never, never, NeedsRequest>({
+      init: (n) => n,
+      handleCast(req, n, ctx) {
+        ctx.cast(req.session, { type: 'needs', id: req.id, token: req.token, needs: answers[n] });
+        return n;
+      },
+    });
+    const agents = [0, 1, 2, 3].map((n) => rt.spawnSync(Raw, n));
+    const r = await alloc.allocate(agents, { cpu: 6, mem: 1 }, { kind: 'max_min' });
+    expect(reads).toBe(1);
+    expect(trapped).toEqual(['cpu', 'mem']);
+    expect(r.allocations.map((x) => [x.needs, x.granted])).toEqual([
+      [{ cpu: 4 }, { cpu: 3, mem: 0 }],
+      [
+        { cpu: 4, mem: 2 },
+        { cpu: 3, mem: 1 },
+      ],
+    ]);
+    expect(r.rejected.map((x) => [x.key, x.error.field])).toEqual([
+      [pidKey(agents[2] as AnyRef), 'needs'],
+      [pidKey(agents[3] as AnyRef), 'needs'],
+    ]);
+    expect(r.rejected[0]?.error.message).toMatch(/could not be read \(no needs today\)/);
+    expect(r.rejected[1]?.error.message).toMatch(/could not be read \(trap\).*an unprintable value/);
+  });
+
+  it('an agent whose bounded mailbox is full is missing (undeliverable); the others are allocated (regression)', async () => {
+    const alloc = await setup();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const rejecting = busyAgent('reject', gate);
+    const dropping = busyAgent('drop_newest', gate);
+    for (const busy of [rejecting, dropping]) {
+      rt.cast(busy, 'work'); // being handled (awaits the gate)
+      await flush();
+      rt.cast(busy, 'more'); // queued: the mailbox is now full
+    }
+    const [ok] = askers({ cpu: 4 });
+    // Used to reject: the session's init threw MailboxFullError, failing the whole allocation.
+    const r = await alloc
+      .allocate([rejecting, ok as AnyRef, dropping], { cpu: 4 }, { kind: 'max_min' })
+      .finally(release);
+    expect(r.allocations.map((a) => [a.key, a.granted.cpu])).toEqual([[pidKey(ok as AnyRef), 4]]);
+    expect(r.missing.map((m) => [m.key, m.reason])).toEqual([
+      [pidKey(rejecting), 'undeliverable'],
+      [pidKey(dropping), 'undeliverable'],
+    ]);
+    expect(r.missing[0]?.error).toBeInstanceOf(MailboxFullError);
+    expect(r.missing[1]?.error).toBeUndefined();
+    // Decided as soon as ok answered: no deadline reached, no timer left behind.
+    expect(r.elapsedMs).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('decides at once when no request could be delivered (regression)', async () => {
+    const alloc = await setup();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const busy = busyAgent('reject', gate);
+    rt.cast(busy, 'work');
+    await flush();
+    rt.cast(busy, 'more');
+    const done = awaitTelemetry(rt, ALLOCATION_DONE);
+    // No clock advance: nobody is pending after the session's init, so it does not wait.
+    const r = await alloc
+      .allocate([busy], { cpu: 4 }, { kind: 'max_min' }, { deadlineMs: 60_000 })
+      .finally(release);
+    expect(r.missing).toMatchObject([{ key: pidKey(busy), reason: 'undeliverable' }]);
+    expect(r.allocations).toEqual([]);
+    expect(r.unallocated).toEqual({ cpu: 4 });
+    expect((await done).measurements).toMatchObject({ agents: 1, missing: 1, allocated: 0 });
+    expect(clock.pending).toBe(0);
+    expect(await barrier(alloc)).toMatchObject({ active: 0 });
+  });
+
+  it('hands every agent the same frozen copy of a plain context; the caller’s object is untouched', async () => {
+    const alloc = await setup();
+    const context = { purpose: 'training', tags: ['a'], limits: { cpu: 1 } };
+    const seen: { context: typeof context; mutated: boolean }[] = [];
+    const Meddler = withNeeds<void, null, never, never, never, never, typeof context>(
+      behaviour<void, null>({ init: () => null }),
+      (request) => {
+        let mutated = true;
+        try {
+          request.context.tags.push('mine');
+          request.context.limits.cpu = 100;
+        } catch {
+          mutated = false;
+        }
+        seen.push({ context: request.context, mutated });
+        return { cpu: 1 };
+      },
+    );
+    await alloc.allocate(
+      [rt.spawnSync(Meddler, undefined), rt.spawnSync(Meddler, undefined)],
+      { cpu: 2 },
+      { kind: 'max_min' },
+      { context },
+    );
+    expect(seen.map((x) => x.mutated)).toEqual([false, false]);
+    expect(seen[0]?.context).toBe(seen[1]?.context);
+    expect(seen[0]?.context).toEqual(context);
+    expect(seen[0]?.context).not.toBe(context);
+    expect(Object.isFrozen(seen[0]?.context.limits)).toBe(true);
+    expect(Object.isFrozen(context)).toBe(false);
+  });
+
+  it('a resource named like an Object.prototype member works; __proto__ is refused, not lost', async () => {
+    const alloc = await setup();
+    const [a, b] = askers({ cpu: 2 }, { toString: 1, cpu: 2 });
+    const r = await alloc.allocate([a as AnyRef, b as AnyRef], { cpu: 2, toString: 1 }, { kind: 'max_min' });
+    expect(r.allocations.map((x) => x.granted)).toEqual([
+      { cpu: 1, toString: 0 },
+      { cpu: 1, toString: 1 },
+    ]);
+    expect(r.unallocated).toEqual({ cpu: 0, toString: 0 });
+    const proto = JSON.parse('{"cpu": 1, "__proto__": 5}') as Record<string, number>;
+    const err = await alloc.allocate([a as AnyRef], proto, { kind: 'max_min' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(err).toMatchObject({ argument: 'resources.__proto__' });
+    expect(() => computeAllocation([], proto, { kind: 'max_min' })).toThrow(/resources\.__proto__/);
+  });
+
   it('weighted max-min with a Map, a function and an array of weights agree', async () => {
     const alloc = await setup();
     const agents = askers({ cpu: 100 }, { cpu: 100 }, { cpu: 1 });
@@ -397,6 +615,23 @@ describe('Allocator: invalid input', () => {
       /policy weights: must be an array, a Map/,
     ],
     ['a negative deadline', (a) => [[a], { cpu: 1 }, { kind: 'max_min' }, { deadlineMs: -1 }], /deadlineMs/],
+    ['null options', (a) => [[a], { cpu: 1 }, { kind: 'max_min' }, null as never], /invalid options/],
+    [
+      'a context that cannot be read',
+      (a) => [
+        [a],
+        { cpu: 1 },
+        { kind: 'max_min' },
+        {
+          context: {
+            get x() {
+              throw new Error('nope');
+            },
+          },
+        },
+      ],
+      /invalid options\.context: could not be copied: nope/,
+    ],
   ];
   it.each(cases)(
     'rejects %s with InvalidArgumentError naming the value, before asking anyone',
@@ -410,6 +645,27 @@ describe('Allocator: invalid input', () => {
       expect(await rt.call(a as AnyRef, 'asked')).toBe(0);
     },
   );
+
+  it('a weights function that throws is an InvalidArgumentError naming the weight, with the cause (regression)', async () => {
+    const alloc = await setup();
+    const [a] = askers({ cpu: 1 });
+    const boom = new Error('no reputation service');
+    const policy = {
+      kind: 'weighted_max_min',
+      weights: () => {
+        throw boom;
+      },
+    } as const;
+    const err = await alloc.allocate([a as AnyRef], { cpu: 1 }, policy).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect((err as InvalidArgumentError).argument).toMatch(/^policy weights\(/);
+    expect((err as Error).message).toMatch(/threw: no reputation service/);
+    expect((err as Error).cause).toBe(boom);
+    expect(await rt.call(a as AnyRef, 'asked')).toBe(0);
+    expect(() => computeAllocation([{ agent: 'x', needs: {} }], { cpu: 1 }, policy)).toThrow(
+      /policy weights\("x"\): threw/,
+    );
+  });
 
   it('computeAllocation names bad claims, needs, resources and weights', () => {
     const ok = { cpu: 1 };

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Consensus, type Vote, withVoting } from '../../src/coordination/consensus.js';
-import { Allocator, withNeeds } from '../../src/economics/allocation.js';
-import { REPUTATION_RECORDED, Reputation, subjectKey } from '../../src/economics/reputation.js';
+import { Allocator, computeAllocation, withNeeds } from '../../src/economics/allocation.js';
+import { MAX_EVIDENCE, REPUTATION_RECORDED, Reputation, subjectKey } from '../../src/economics/reputation.js';
 import {
   type AnyRef,
   behaviour,
@@ -199,6 +199,67 @@ describe('Reputation: as weights', () => {
   });
 });
 
+describe('Reputation: extreme evidence (regression)', () => {
+  const inside = (x: number) => x > 0 && x < 1;
+
+  it('valid records with huge weights never drive the score to NaN, 0 or 1', () => {
+    const rep = setup();
+    rep.record('a', 'success', 1e308);
+    // Used to overflow to Infinity: the score was NaN.
+    const s = rep.record('a', 'success', 1e308);
+    expect(inside(s)).toBe(true);
+    expect(s).toBeGreaterThan(0.999);
+    expect(rep.record('z', 'failure', Number.MAX_VALUE)).toSatisfy(inside);
+    expect(rep.record('z', 'failure', Number.MAX_VALUE)).toSatisfy(inside);
+    for (const e of rep.rankings()) {
+      expect(Number.isFinite(e.successes) && Number.isFinite(e.failures)).toBe(true);
+      expect(e.successes + e.failures).toBeLessThanOrEqual(MAX_EVIDENCE);
+    }
+  });
+
+  it('saturated evidence keeps the ratio of successes to failures', () => {
+    const rep = setup();
+    expect(rep.record('a', 0.25, 1e308)).toBeCloseTo(0.25, 12);
+    expect(rep.entry('a')).toMatchObject({ successes: 0.25 * MAX_EVIDENCE, failures: 0.75 * MAX_EVIDENCE });
+    // Below saturation, counts are exact as before.
+    rep.record('b', 'success', 1e14);
+    expect(rep.entry('b')?.successes).toBe(1e14);
+    // At saturation one more outcome of weight 1 still counts.
+    rep.record('c', 'success', MAX_EVIDENCE);
+    const before = rep.score('c');
+    rep.record('c', 'failure');
+    expect(rep.score('c')).toBeLessThan(before);
+  });
+
+  it('huge scores stay usable as allocation weights (used to be exactly 0, refused)', () => {
+    const rep = setup();
+    rep.record('a', 'success', 1e308);
+    rep.record('a', 'failure', 1e308);
+    const w = rep.weights(['a', 'b']);
+    expect(w.every(inside)).toBe(true);
+    const claims = [
+      { agent: 'a', needs: { r: 1 } },
+      { agent: 'b', needs: { r: 1 } },
+    ];
+    expect(() => computeAllocation(claims, { r: 1 }, { kind: 'weighted_max_min', weights: w })).not.toThrow();
+  });
+
+  it('extreme priors keep every score strictly inside (0, 1)', () => {
+    const big = setup({ prior: { successes: Number.MAX_VALUE, failures: Number.MAX_VALUE } });
+    // The prior sum overflows; the mean is still 1/2.
+    expect(big.score('x')).toBe(0.5);
+    big.record('x', 'success', 1e308);
+    expect(big.score('x')).toSatisfy(inside);
+    const tiny = setup({ prior: { successes: Number.MIN_VALUE, failures: Number.MIN_VALUE } });
+    tiny.record('lose', 'failure', MAX_EVIDENCE);
+    tiny.record('win', 'success', MAX_EVIDENCE);
+    // Exactly 0 and 1 in plain arithmetic: clamped to the nearest doubles inside.
+    expect(tiny.score('lose')).toBe(Number.MIN_VALUE);
+    expect(tiny.score('win')).toBe(1 - Number.EPSILON / 2);
+    expect(tiny.weights(['lose', 'win', 'new']).every(inside)).toBe(true);
+  });
+});
+
 describe('Reputation: invalid input', () => {
   it.each([
     ['a zero half-life', { halfLifeMs: 0 }, /halfLifeMs/],
@@ -222,6 +283,10 @@ describe('Reputation: invalid input', () => {
     expect(() => rep.rankings(-1)).toThrow(/invalid limit/);
     expect(() => rep.rankings(1.5)).toThrow(/invalid limit/);
     expect(() => rep.weights('a' as never)).toThrow(/invalid agents/);
+    // A bad element is named by its index (it used to say just `agent`).
+    expect(() => rep.weights(['a', 42 as never])).toThrow(/invalid agents\[1\].*42/);
+    expect(() => rep.weights(['', 'b'])).toThrow(InvalidArgumentError);
+    expect(() => rep.weights(['', 'b'])).toThrow(/invalid agents\[0\]/);
     expect(() => rep.prune(-1)).toThrow(/invalid minEvidence/);
     expect(rep.size).toBe(0);
   });
