@@ -35,6 +35,7 @@ describe('error codes', () => {
       'RateLimiterErrorCodes',
       'RegistryErrorCodes',
       'SloErrorCodes',
+      'SoakErrorCodes',
       'TableErrorCodes',
       'TaskPoolErrorCodes',
       'VariableErrorCodes',

@@ -3,22 +3,27 @@
  * The `mabeam` command.
  *
  *     mabeam bench [--only a,b] [--runs n] [--json] [--gate budgets.json]
- *                  [--bench-script path] [--timeout seconds]
+ *                  [--bench-script path] [--timeout seconds] [--report out.html]
  *
  * `mabeam bench` runs the benchmark suite (build/bench/main.js, each workload in a fresh node
  * process) and prints a table, or JSON lines with --json. With `--gate budgets.json` it runs the
  * workloads the budget file lists (src/perf/slo.ts), prints each budget with its measured value
- * (the median of the runs) and fails on any violation.
+ * (the median of the runs) and fails on any violation. `--report out.html` also writes the workloads
+ * run as a self-contained HTML report with charts (src/perf/html-report.ts).
  *
  * Exit status: 0 when everything ran (and, with --gate, every budget is met); 1 when a budget is
  * violated or not measured, or (without --gate) a workload failed; 2 for bad input: a bad command
  * line, a budget file that cannot be read or does not match the schema, an unknown workload, or a
  * bench script that is not built. stdout carries only results; progress and errors go to stderr.
  */
-import { realpathSync } from 'node:fs';
+import { constants, realpathSync } from 'node:fs';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError as CommanderArgumentError, CommanderError } from 'commander';
 import { MabeamError } from '../kernel/index.js';
+import { renderHtmlReport } from '../perf/html-report.js';
+import { renderJsonLines, renderTable } from '../perf/reporters.js';
 import { findBenchScript, runBenchScript, type WorkloadResult } from '../perf/runner.js';
 import {
   type Budgets,
@@ -28,8 +33,21 @@ import {
   formatSloTable,
   loadBudgets,
   type Slo,
+  type SloResult,
   type SloRow,
 } from '../perf/slo.js';
+import {
+  DurationFormatError,
+  formatSoakInterval,
+  formatSoakReport,
+  parseDuration,
+  soak,
+  soakBudgets,
+  soakIntervalJson,
+  soakJsonLines,
+  soakSloResult,
+} from '../perf/soak.js';
+import { comprehensiveBudgets, comprehensiveSuite, suiteSloResults } from '../perf/suite-comprehensive.js';
 
 /** The command's exit statuses. */
 export const ExitCodes = {
@@ -59,6 +77,11 @@ interface BenchOpts {
   gate?: string;
   benchScript?: string;
   timeout?: number;
+  report?: string;
+  suite?: 'comprehensive';
+  maxTime?: number;
+  soak?: number;
+  interval?: number;
 }
 
 const DEFAULT_TIMEOUT_S = 600;
@@ -109,12 +132,32 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
       parseWholeNumber('--runs'),
     )
     .option('--json', 'print JSON lines: one per workload, or with --gate one per budget')
-    .option('--gate <budgets.json>', 'check the budgets in this file; exit 1 on any violation')
+    .option(
+      '--gate <budgets.json>',
+      'check the budgets in this file; exit 1 on any violation (with --suite or --soak, a bare --gate: their default SLOs)',
+    )
     .option('--bench-script <path>', 'the compiled bench suite (default: build/bench/main.js)')
     .option(
       '--timeout <seconds>',
       `stop the suite after this long (default ${DEFAULT_TIMEOUT_S})`,
       parseWholeNumber('--timeout'),
+    )
+    .option('--report <out.html>', 'also write the workloads run as a self-contained HTML report with charts')
+    .option('--suite <name>', 'run a built-in suite in this process: comprehensive', parseSuiteName)
+    .option(
+      '--max-time <ms>',
+      'with --suite: sampling time per operation (default 1000)',
+      parseWholeNumber('--max-time'),
+    )
+    .option(
+      '--soak <duration>',
+      'run the soak (mixed workload) for this long: 30s, 10m, 1h',
+      parseDurationOption('--soak'),
+    )
+    .option(
+      '--interval <duration>',
+      'with --soak: the reporting interval (default duration / 20, 1s to 60s)',
+      parseDurationOption('--interval'),
     )
     .addHelpText(
       'after',
@@ -134,7 +177,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     code = c;
   });
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    await program.parseAsync(withDefaultGate(argv), { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCodes.OK : ExitCodes.BAD_INPUT;
     throw error;
@@ -143,7 +186,13 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
 }
 
 async function bench(opts: BenchOpts, io: CliIo): Promise<number> {
+  if (!(await reportWritable(opts.report, io))) return ExitCodes.BAD_INPUT;
   try {
+    if (opts.suite !== undefined || opts.soak !== undefined) return await benchInProcess(opts, io);
+    if (opts.gate === DEFAULT_GATE) {
+      io.stderr('mabeam bench: --gate needs a budget file (a bare --gate only with --suite or --soak)\n');
+      return ExitCodes.BAD_INPUT;
+    }
     const script = opts.benchScript ?? findBenchScript();
     return opts.gate === undefined
       ? await plainBench(opts, script, io)
@@ -173,6 +222,7 @@ async function plainBench(opts: BenchOpts, script: string, io: CliIo): Promise<n
     ...(opts.json ? { onResult: (r: WorkloadResult) => io.stdout(`${jsonLine(r)}\n`) } : {}),
   });
   if (!opts.json) io.stdout(`${resultTable(results)}\n`);
+  if (!(await writeReport(opts.report, results, io))) return ExitCodes.BAD_INPUT;
   return results.every((r) => r.fields !== null) ? ExitCodes.OK : ExitCodes.VIOLATION;
 }
 
@@ -203,6 +253,7 @@ async function gate(opts: BenchOpts, file: string, script: string, io: CliIo): P
       ...(await runBenchScript({ script, workloads, runs, onStderr: io.stderr, timeoutMs: timeoutMs(opts) })),
     );
   }
+  if (!(await writeReport(opts.report, results, io))) return ExitCodes.BAD_INPUT;
   const report = checkSlos(results, selected);
   if (opts.json) {
     for (const row of report.rows)
@@ -222,6 +273,38 @@ async function gate(opts: BenchOpts, file: string, script: string, io: CliIo): P
   io.stdout(`gate FAILED: ${report.violations.length} of ${report.rows.length} budgets violated\n`);
   for (const v of report.violations) io.stdout(`  ${v.workload} (${v.operation}): ${describeViolation(v)}\n`);
   return ExitCodes.VIOLATION;
+}
+
+/** With --report, before anything runs: can the report be written (its directory made, not a directory)? */
+async function reportWritable(file: string | undefined, io: CliIo): Promise<boolean> {
+  if (file === undefined) return true;
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await access(dirname(file), constants.W_OK);
+    if ((await stat(file).catch(() => null))?.isDirectory()) throw new Error('it is a directory');
+    return true;
+  } catch (error) {
+    io.stderr(
+      `mabeam bench: cannot write the report ${file}: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return false;
+  }
+}
+
+/** With --report: write the HTML report of `results` to `file`; false (after saying why) when it cannot. */
+async function writeReport(file: string | undefined, results: WorkloadResult[], io: CliIo): Promise<boolean> {
+  if (file === undefined) return true;
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(file, renderHtmlReport({ workloads: results }));
+  } catch (error) {
+    io.stderr(
+      `mabeam bench: cannot write the report ${file}: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    return false;
+  }
+  io.stderr(`mabeam bench: report written to ${file}\n`);
+  return true;
 }
 
 /** Runs per workload: --runs, else the largest of its SLOs' `runs`, else the file's, else 1. */
@@ -282,6 +365,126 @@ function resultTable(results: readonly WorkloadResult[]): string {
 
 function unique<T>(values: readonly T[]): T[] {
   return [...new Set(values)];
+}
+
+// ---- in-process suites -----------------------------------------------------------------------------
+//
+//     mabeam bench --suite comprehensive [--json] [--gate [budgets.json]] [--max-time ms]
+//     mabeam bench --soak 10m [--interval 30s] [--json] [--gate [budgets.json]]
+//
+// (`--gate` keeps its required argument in commander; a bare `--gate` is rewritten to
+// DEFAULT_GATE before parsing, by withDefaultGate.)
+//
+// `--suite comprehensive` runs the roadmap's comprehensive suite in this process
+// (src/perf/suite-comprehensive.ts) and prints the harness table; `--soak` runs the soak
+// (src/perf/soak.ts) and prints memory and latency per interval (SIGINT stops it early and prints
+// what it has). With either, a bare `--gate` checks their default SLOs (the roadmap's) and
+// `--gate file` the budgets of that file, against their results.
+
+/** What a bare `--gate` (last, or followed by another option) stands for: the default SLOs. */
+const DEFAULT_GATE = '<default SLOs>';
+
+function withDefaultGate(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  argv.forEach((arg, i) => {
+    out.push(arg);
+    const next = argv[i + 1];
+    if (arg === '--gate' && (next === undefined || next.startsWith('-'))) out.push(DEFAULT_GATE);
+  });
+  return out;
+}
+
+function parseSuiteName(text: string): 'comprehensive' {
+  if (text !== 'comprehensive') {
+    throw new CommanderArgumentError(`--suite must be comprehensive, got ${JSON.stringify(text)}`);
+  }
+  return text;
+}
+
+function parseDurationOption(name: string) {
+  return (text: string): number => {
+    try {
+      return parseDuration(text);
+    } catch (error) {
+      if (error instanceof DurationFormatError) throw new CommanderArgumentError(`${name}: ${error.message}`);
+      throw error;
+    }
+  };
+}
+
+/** `--suite comprehensive` or `--soak d`: run in this process; with --gate, check SLOs. */
+async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
+  const clash = [
+    ...(opts.suite !== undefined && opts.soak !== undefined ? ['--soak'] : []),
+    ...(opts.only === undefined ? [] : ['--only']),
+    ...(opts.runs === undefined ? [] : ['--runs']),
+    ...(opts.benchScript === undefined ? [] : ['--bench-script']),
+    ...(opts.report === undefined ? [] : ['--report']),
+    ...(opts.suite === undefined && opts.maxTime !== undefined ? ['--max-time'] : []),
+    ...(opts.soak === undefined && opts.interval !== undefined ? ['--interval'] : []),
+  ];
+  if (clash.length > 0) {
+    const mode = opts.suite !== undefined ? '--suite' : '--soak';
+    io.stderr(`mabeam bench: ${clash.join(', ')} cannot be used with ${mode}\n`);
+    return ExitCodes.BAD_INPUT;
+  }
+  const budgets =
+    opts.gate === undefined
+      ? null
+      : opts.gate !== DEFAULT_GATE
+        ? await loadBudgets(opts.gate)
+        : opts.suite !== undefined
+          ? comprehensiveBudgets()
+          : soakBudgets();
+  let results: SloResult[];
+  let ran = true;
+  if (opts.suite !== undefined) {
+    const result = await comprehensiveSuite({
+      sqlite: true,
+      ...(opts.maxTime === undefined ? {} : { maxTimeMs: opts.maxTime }),
+    }).run({ onResult: (o) => io.stderr(`bench: ${o.name} ${o.state}\n`) });
+    if (budgets === null) io.stdout(opts.json ? renderJsonLines({ result }) : `${renderTable({ result })}\n`);
+    results = suiteSloResults(result);
+    ran = result.operations.every((o) => o.state === 'ok');
+  } else {
+    const controller = new AbortController();
+    const onSigint = () => {
+      io.stderr('mabeam bench: SIGINT: stopping the soak, reporting what it has\n');
+      controller.abort();
+    };
+    process.once('SIGINT', onSigint);
+    try {
+      const report = await soak({
+        durationMs: opts.soak as number,
+        ...(opts.interval === undefined ? {} : { intervalMs: opts.interval }),
+        signal: controller.signal,
+        onInterval: (i) => {
+          if (opts.json && budgets === null) io.stdout(`${soakIntervalJson(i)}\n`);
+          else io.stderr(`${formatSoakInterval(i)}\n`);
+        },
+      });
+      if (budgets === null) {
+        io.stdout(opts.json ? soakJsonLines({ ...report, intervals: [] }) : `${formatSoakReport(report)}\n`);
+      }
+      results = [soakSloResult(report)];
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+  }
+  if (budgets === null) return ran ? ExitCodes.OK : ExitCodes.VIOLATION;
+  const report = checkSlos(results, budgets);
+  if (opts.json) {
+    for (const row of report.rows) io.stdout(`${JSON.stringify(rowJson(row, 1))}\n`);
+    return report.ok ? ExitCodes.OK : ExitCodes.VIOLATION;
+  }
+  io.stdout(`${formatSloTable(report.rows)}\n\n`);
+  io.stdout(
+    report.ok
+      ? `gate passed: all ${report.rows.length} budgets met\n`
+      : `gate FAILED: ${report.violations.length} of ${report.rows.length} budgets violated\n`,
+  );
+  for (const v of report.violations) io.stdout(`  ${v.workload} (${v.operation}): ${describeViolation(v)}\n`);
+  return report.ok ? ExitCodes.OK : ExitCodes.VIOLATION;
 }
 
 /** True when this module is the program node was started with (directly or through a bin link). */

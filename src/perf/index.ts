@@ -49,6 +49,18 @@ export {
   SuiteRunningError,
   suite,
 } from './harness.js';
+export {
+  escapeHtml,
+  type HistogramBin,
+  type HtmlReportInput,
+  histogramBins,
+  htmlReporter,
+  type LatencyField,
+  latencyFields,
+  renderHtmlReport,
+  type ThroughputField,
+  throughputFields,
+} from './html-report.js';
 export * from './memory.js';
 export {
   builtInReporters,
@@ -66,6 +78,7 @@ export {
 } from './reporters.js';
 export * from './runner.js';
 export * from './slo.js';
+export * from './soak.js';
 export {
   type BootstrapOptions,
   bootstrapMedianRatio,
@@ -89,3 +102,4 @@ export {
   tCritical95,
   thinSorted,
 } from './stats.js';
+export * from './suite-comprehensive.js';
