@@ -6,7 +6,7 @@
  * returns, like Erlang's spawn). `ns_per_spawn_async` adds the awaited `spawn`, which pays for a
  * promise and a microtask turn per agent.
  */
-import { type AnyRef, behaviour, Runtime } from '../../src/index.js';
+import { type AnyRef, behaviour, Runtime } from '../../src/kernel/index.js';
 import { type Fields, liveHeap, now, nsSince, type Workload } from '../harness.js';
 
 const AGENTS = 100_000;
