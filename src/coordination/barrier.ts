@@ -24,8 +24,6 @@ import {
   type Behaviour,
   type CallResult,
   type CastResult,
-  DynamicSupervisor,
-  type DynamicSupervisorRef,
   describe,
   ExitError,
   type From,
@@ -44,6 +42,7 @@ import {
   stop,
   type TimerRef,
 } from '../kernel/index.js';
+import { SessionService } from './session-service.js';
 
 // ---- errors ------------------------------------------------------------------------------------
 
@@ -730,22 +729,10 @@ export class BarrierHandle {
  * The barrier service: owns a dynamic supervisor whose temporary children are the barrier
  * sessions. Start it with `Barriers.start(runtime)`.
  */
-export class Barriers {
-  readonly runtime: Runtime;
-  /** The dynamic supervisor the sessions run under. */
-  readonly supervisor: DynamicSupervisorRef;
-  #nextId = 0;
-
-  private constructor(runtime: Runtime, supervisor: DynamicSupervisorRef) {
-    this.runtime = runtime;
-    this.supervisor = supervisor;
-  }
-
+export class Barriers extends SessionService {
   /** Start the service (a top-level dynamic supervisor on `runtime`). */
   static async start(runtime: Runtime, options: BarriersOptions = {}): Promise<Barriers> {
-    const spec = options.maxBarriers === undefined ? {} : { maxChildren: options.maxBarriers };
-    const sup = await DynamicSupervisor.start(runtime, spec);
-    return new Barriers(runtime, sup);
+    return new Barriers(runtime, await SessionService.startSupervisor(runtime, options.maxBarriers));
   }
 
   /**
@@ -768,7 +755,7 @@ export class Barriers {
       throw new InvalidArgumentError('id', 'must be a string or a finite number', given);
     }
     if (typeof cyclic !== 'boolean') throw new InvalidArgumentError('cyclic', 'must be a boolean', cyclic);
-    const id = given ?? ++this.#nextId;
+    const id = given ?? this.nextSessionId();
 
     let final: BarrierResult | undefined;
     let settle!: (r: BarrierResult) => void;
@@ -800,22 +787,13 @@ export class Barriers {
       monitors: new Map(),
       ended: false,
     };
-    const ref = (await DynamicSupervisor.startChild(this.runtime, this.supervisor, {
-      id,
-      start: { behaviour: BarrierSessionBehaviour, args: session },
-      restart: 'temporary',
-    })) as BarrierRef;
     // A session stopped before it ended (supervisor shutdown, `kill`) still fails the barrier.
-    this.runtime.onExit(ref, (exitReason) => {
+    const ref = (await this.startSession(id, BarrierSessionBehaviour, session, (exitReason) => {
       if (!session.ended) failAll(session, this.runtime, failure(session, 'session_exit', { exitReason }));
       // Cast arrivals still unhandled died with the session's mailbox: refuse them.
       else if (final !== undefined) refuseCasting(session, this.runtime, final);
-    });
+    })) as BarrierRef;
     return new BarrierHandle(this.runtime, ref, session, byName, result, () => final);
   }
-
-  /** Stop the service: barriers still open fail with `session_exit`. */
-  stop(): Promise<void> {
-    return this.runtime.stop(this.supervisor, 'shutdown');
-  }
+  // stop() (from SessionService): barriers still open fail with `session_exit`.
 }

@@ -19,8 +19,6 @@ import {
   type AnyRef,
   type Behaviour,
   type CastResult,
-  DynamicSupervisor,
-  type DynamicSupervisorRef,
   InvalidArgumentError,
   isPid,
   type Pid,
@@ -30,6 +28,7 @@ import {
   type SystemMessage,
   stop,
 } from '../kernel/index.js';
+import { SessionService } from './session-service.js';
 
 /** A participant's vote. */
 export type Vote = 'yes' | 'no' | 'abstain';
@@ -489,22 +488,10 @@ function prepare(
  * The consensus service: owns a dynamic supervisor whose temporary children are the sessions.
  * Start it with `Consensus.start(runtime)`.
  */
-export class Consensus {
-  readonly runtime: Runtime;
-  /** The dynamic supervisor the sessions run under. */
-  readonly supervisor: DynamicSupervisorRef;
-  #nextId = 0;
-
-  private constructor(runtime: Runtime, supervisor: DynamicSupervisorRef) {
-    this.runtime = runtime;
-    this.supervisor = supervisor;
-  }
-
+export class Consensus extends SessionService {
   /** Start the service (a top-level dynamic supervisor on `runtime`). */
   static async start(runtime: Runtime, options: ConsensusOptions = {}): Promise<Consensus> {
-    const spec = options.maxSessions === undefined ? {} : { maxChildren: options.maxSessions };
-    const sup = await DynamicSupervisor.start(runtime, spec);
-    return new Consensus(runtime, sup);
+    return new Consensus(runtime, await SessionService.startSupervisor(runtime, options.maxSessions));
   }
 
   /**
@@ -521,7 +508,7 @@ export class Consensus {
     const rule = options.rule ?? { kind: 'majority' };
     const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     const { pids, weights, need } = prepare(participants, rule, deadlineMs);
-    const id = options.id ?? ++this.#nextId;
+    const id = options.id ?? this.nextSessionId();
     const tally: Tally = { yes: 0, no: 0, abstain: 0, absent: 0, pending: pids.length, yesWeight: 0 };
     let settle!: (r: ConsensusResult) => void;
     let settled = false;
@@ -543,13 +530,8 @@ export class Consensus {
       tally,
       done: settle,
     };
-    const ref = await DynamicSupervisor.startChild(this.runtime, this.supervisor, {
-      id,
-      start: { behaviour: ConsensusSession, args },
-      restart: 'temporary',
-    });
     // A session killed before deciding (supervisor shutdown, `kill`) still ends the proposal.
-    this.runtime.onExit(ref, (exitReason) => {
+    await this.startSession(id, ConsensusSession, args, (exitReason) => {
       if (settled) return;
       const failure: ConsensusFailure = {
         decided: false,
@@ -566,11 +548,7 @@ export class Consensus {
     });
     return result;
   }
-
-  /** Stop the service: running sessions end with `session_exit`. */
-  stop(): Promise<void> {
-    return this.runtime.stop(this.supervisor, 'shutdown');
-  }
+  // stop() (from SessionService): running sessions end with `session_exit`.
 }
 
 type MaybePromise<T> = T | Promise<T>;

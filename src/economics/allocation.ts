@@ -39,14 +39,13 @@
  * `['mabeam','allocation','aborted']` when a session dies before deciding.
  */
 import { randomBytes } from 'node:crypto';
+import { SessionService } from '../coordination/session-service.js';
 import {
   type AgentContext,
   type AgentRef,
   type AnyRef,
   type Behaviour,
   type CastResult,
-  DynamicSupervisor,
-  type DynamicSupervisorRef,
   describe,
   InvalidArgumentError,
   isPid,
@@ -1040,22 +1039,10 @@ function checkAgents(agents: unknown): { pids: Pid[]; keys: string[] } {
  * The allocation service: owns a dynamic supervisor whose temporary children are the sessions.
  * Start it with `Allocator.start(runtime)`, then `allocate` as often as needed (concurrently too).
  */
-export class Allocator {
-  readonly runtime: Runtime;
-  /** The dynamic supervisor the sessions run under. */
-  readonly supervisor: DynamicSupervisorRef;
-  #nextId = 0;
-
-  private constructor(runtime: Runtime, supervisor: DynamicSupervisorRef) {
-    this.runtime = runtime;
-    this.supervisor = supervisor;
-  }
-
+export class Allocator extends SessionService {
   /** Start the service (a top-level dynamic supervisor on `runtime`). */
   static async start(runtime: Runtime, options: AllocatorOptions = {}): Promise<Allocator> {
-    const spec = options.maxSessions === undefined ? {} : { maxChildren: options.maxSessions };
-    const sup = await DynamicSupervisor.start(runtime, spec);
-    return new Allocator(runtime, sup);
+    return new Allocator(runtime, await SessionService.startSupervisor(runtime, options.maxSessions));
   }
 
   /**
@@ -1085,7 +1072,7 @@ export class Allocator {
       throw new InvalidArgumentError('deadlineMs', 'must be a finite number >= 0', deadlineMs);
     }
     const context = frozenContext(options.context);
-    const id = options.id ?? ++this.#nextId;
+    const id = options.id ?? this.nextSessionId();
     let settled = false;
     let resolve!: (r: AllocationResult) => void;
     let reject!: (e: unknown) => void;
@@ -1109,13 +1096,8 @@ export class Allocator {
         resolve(r);
       },
     };
-    const ref = await DynamicSupervisor.startChild(this.runtime, this.supervisor, {
-      id,
-      start: { behaviour: AllocationSession, args },
-      restart: 'temporary',
-    });
     // A session killed before deciding (service stopped, `kill`) still ends the call.
-    this.runtime.onExit(ref, (exitReason) => {
+    await this.startSession(id, AllocationSession, args, (exitReason) => {
       if (settled) return;
       settled = true;
       const tel = this.runtime.telemetry;
@@ -1124,11 +1106,7 @@ export class Allocator {
     });
     return result;
   }
-
-  /** Stop the service: running allocations reject with AllocationAbortedError. */
-  stop(): Promise<void> {
-    return this.runtime.stop(this.supervisor, 'shutdown');
-  }
+  // stop() (from SessionService): running allocations reject with AllocationAbortedError.
 }
 
 // ---- the agents' side --------------------------------------------------------------------------

@@ -24,11 +24,12 @@
  *   `['mabeam','auction','closed']` is published (measurements: revenue, winners, validBids,
  *   rejected, dropped, rounds, durationMs; metadata: id, kind, outcome, endedBy, winners, result).
  */
+
+import { SessionService } from '../coordination/session-service.js';
 import {
   type AgentContext,
   type AnyRef,
   type Behaviour,
-  DynamicSupervisor,
   type DynamicSupervisorRef,
   InvalidArgumentError,
   isPid,
@@ -267,16 +268,11 @@ function biddersOf(bidders: unknown): Pid[] {
  * The auction service: owns a dynamic supervisor whose temporary children are the auctions.
  * Start it with `Auctions.start(runtime, { budgets })`.
  */
-export class Auctions {
-  readonly runtime: Runtime;
-  /** The dynamic supervisor the sessions run under. */
-  readonly supervisor: DynamicSupervisorRef;
+export class Auctions extends SessionService {
   readonly #budgets: BudgetOf | undefined;
-  #nextId = 0;
 
   private constructor(runtime: Runtime, supervisor: DynamicSupervisorRef, budgets: BudgetOf | undefined) {
-    this.runtime = runtime;
-    this.supervisor = supervisor;
+    super(runtime, supervisor);
     this.#budgets = budgets;
   }
 
@@ -289,8 +285,7 @@ export class Auctions {
         options.budgets,
       );
     }
-    const spec = options.maxAuctions === undefined ? {} : { maxChildren: options.maxAuctions };
-    const sup = await DynamicSupervisor.start(runtime, spec);
+    const sup = await SessionService.startSupervisor(runtime, options.maxAuctions);
     return new Auctions(runtime, sup, options.budgets);
   }
 
@@ -317,7 +312,7 @@ export class Auctions {
     ) {
       throw new InvalidArgumentError('id', 'must be a finite number or a non-empty string', spec.id);
     }
-    const id = spec.id ?? ++this.#nextId;
+    const id = spec.id ?? this.nextSessionId();
     const progress: Progress = {
       validBids: 0,
       rejected: [],
@@ -343,13 +338,8 @@ export class Auctions {
       progress,
       done: settle,
     };
-    const ref = (await DynamicSupervisor.startChild(this.runtime, this.supervisor, {
-      id,
-      start: { behaviour: AuctionSession, args },
-      restart: 'temporary',
-    })) as unknown as AuctionRef;
     // A session killed before closing (service stopped, `kill`) still ends the auction.
-    this.runtime.onExit(ref, (exitReason) => {
+    const ref = (await this.startSession(id, AuctionSession, args, (exitReason) => {
       if (settled) return;
       const aborted: AuctionAborted = {
         outcome: 'aborted',
@@ -366,7 +356,7 @@ export class Auctions {
       };
       settle(aborted);
       publish(this.runtime, aborted);
-    });
+    })) as unknown as AuctionRef;
     return { id, ref, result };
   }
 
@@ -375,10 +365,7 @@ export class Auctions {
     return (await this.start(bidders, spec)).result;
   }
 
-  /** Stop the service: running auctions end `aborted`. */
-  stop(): Promise<void> {
-    return this.runtime.stop(this.supervisor, 'shutdown');
-  }
+  // stop() (from SessionService): running auctions end `aborted`.
 }
 
 // ---- bidders -------------------------------------------------------------------------------------
