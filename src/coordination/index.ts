@@ -92,6 +92,7 @@ export {
   LeaseTimeoutError,
   StaleTokenError,
 } from './lease.js';
+export { SessionService } from './session-service.js';
 export {
   consensusPolicy,
   isVariableChangeProposal,
