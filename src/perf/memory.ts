@@ -10,6 +10,7 @@
  * in-thread V8 inspector. The figures are estimates for finding growth, not accounting: they are
  * compared before and after, so a constant error cancels out.
  */
+
 import inspector from 'node:inspector';
 import { types } from 'node:util';
 import { RealClock, VirtualClock } from '../kernel/clock.js';
@@ -19,27 +20,16 @@ import { Process, Status } from '../kernel/process.js';
 import { Runtime } from '../kernel/runtime.js';
 import { Scheduler } from '../kernel/scheduler.js';
 import { Telemetry } from '../kernel/telemetry.js';
+import { ExposeGcRequiredError } from './harness.js';
 
 // ---- errors ------------------------------------------------------------------------------------
 
 export const MemoryErrorCodes = {
-  /** A forced GC is needed and `gc` is not available (node was not started with --expose-gc). */
-  GC_UNAVAILABLE: 'E_GC_UNAVAILABLE',
   /** The measured agent exited (or its runtime stopped) during the measurement. */
   TARGET_GONE: 'E_MEMORY_TARGET_GONE',
   /** The size walk met more objects than its `maxNodes` limit. */
   WALK_LIMIT: 'E_MEMORY_WALK_LIMIT',
 } as const;
-
-export class GcUnavailableError extends MabeamError {
-  constructor(what: string) {
-    super(
-      MemoryErrorCodes.GC_UNAVAILABLE,
-      `${what} needs a forced garbage collection: run node with --expose-gc ` +
-        `(node --expose-gc, or NODE_OPTIONS=--expose-gc), or pass options.gc`,
-    );
-  }
-}
 
 export class MemoryTargetGoneError extends MabeamError {
   readonly target: string;
@@ -581,7 +571,7 @@ export function agentMemory(ref: AgentRef, options: SizeOptions = {}): AgentMemo
 export type GrowthTarget = AgentRef | MemoryMeasurable | object | (() => unknown) | 'process';
 
 export interface GrowthOptions extends SizeOptions {
-  /** The forced GC. Default `globalThis.gc` (node --expose-gc); E_GC_UNAVAILABLE without one. */
+  /** The forced GC. Default `globalThis.gc` (node --expose-gc); ExposeGcRequiredError (E_BENCH_GC_UNAVAILABLE) without one. */
   gc?: () => void;
   /** Iterations run before the first measurement (fills caches, histories, pools). Default 0. */
   warmup?: number;
@@ -676,7 +666,7 @@ export async function measureGrowth(
   }
   checkSizeOptions(options);
   const measure = measurer(target, options);
-  if (gc === undefined) throw new GcUnavailableError('measureGrowth');
+  if (gc === undefined) throw new ExposeGcRequiredError('measureGrowth');
   const settle = options.settle ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
 
   const take = async (iteration: number): Promise<GrowthSample> => {

@@ -7,9 +7,9 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AgentRef, behaviour, ErrorCodes, Runtime } from '../../src/kernel/index.js';
+import { ExposeGcRequiredError } from '../../src/perf/harness.js';
 import {
   agentMemory,
-  GcUnavailableError,
   kernelBoundary,
   MemoryErrorCodes,
   type MemoryMeasurable,
@@ -228,8 +228,8 @@ describe('errors', () => {
     g.gc = undefined;
     try {
       const err = await measureGrowth({}, () => {}, 1).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(GcUnavailableError);
-      expect((err as GcUnavailableError).code).toBe('E_GC_UNAVAILABLE');
+      expect(err).toBeInstanceOf(ExposeGcRequiredError);
+      expect((err as ExposeGcRequiredError).code).toBe('E_BENCH_GC_UNAVAILABLE');
       expect((err as Error).message).toMatch(/--expose-gc/);
     } finally {
       g.gc = saved;
