@@ -1,10 +1,16 @@
 /**
- * Baselines: a suite's run saved as JSON, and the comparison of a new run with it.
+ * Baselines: a suite's runs saved as JSON, and the comparison of new runs with them.
  *
- * The regression test. For each operation in both runs, the statistic is the ratio of medians
- * r = median(current samples) / median(baseline samples), with a seeded percentile-bootstrap
- * confidence interval (stats.ts, bootstrapMedianRatio: by default 2,000 resamples, 95%
- * confidence, both runs resampled independently). With a threshold t (default 0.05):
+ * A baseline holds one or more runs per operation (each run's thinned samples; a run may hold a
+ * single value, such as the median of a separate process). Several runs are what let the test see
+ * the noise between processes (below).
+ *
+ * The regression test. For each operation on both sides, the statistic is the ratio of the
+ * medians of per-run medians r = median_runs(median(current run)) / median_runs(median(baseline
+ * run)) (with one run per side: the plain ratio of medians), with a seeded percentile-bootstrap
+ * confidence interval (stats.ts, bootstrapRunsMedianRatio: by default 2,000 resamples, 95%
+ * confidence, the two sides resampled independently; runs with replacement, then samples within
+ * each drawn run). With a threshold t (default 0.05):
  * - regression when the whole interval lies above 1 + t (low > 1 + t): the operation is slower by
  *   more than t, and the noise of the two runs cannot explain it;
  * - improvement when the whole interval lies below 1 - t (high < 1 - t);
@@ -13,19 +19,34 @@
  * the mean; an interval rather than a point, so that noise on a shared machine does not fail a
  * build; the threshold, so that a real but negligible change does not either.
  *
- * What the interval does not cover: it measures the sampling noise within each run. A difference
- * between two processes (JIT decisions, CPU frequency, the load of a shared machine) is a shift
- * of the whole run, which more samples do not shrink: on this 2-core shared machine, two processes
- * running the same code differed by up to 13% in median, with intervals under 1% wide. Compare runs
- * from fresh processes, and keep the threshold above the machine's run-to-run spread (measure it by
- * comparing two runs of unchanged code: an A/A comparison).
+ * Between-run noise. A difference between two processes (JIT decisions, CPU frequency, the load
+ * of a shared machine) is a shift of the whole run, which more samples do not shrink: on this
+ * 2-core shared machine, processes running unchanged code gave median ratios of 0.87x to 1.04x,
+ * with within-run intervals under 1% wide, so a within-run bootstrap at t = 5% flagged two of three
+ * A/A comparisons. Hence two methods (OperationComparison `method`):
+ * - 'runs-bootstrap', with >= 2 runs on each side: resampling the runs puts the run-to-run spread
+ *   in the interval, and the rule above applies as is;
+ * - 'single-run-with-noise-floor', with one run on either side: the spread between runs cannot be
+ *   estimated, so the interval test alone is not trusted; a change is flagged only when, in
+ *   addition, the ratio itself is beyond the noise floor f (option noiseFloor, default 0.15:
+ *   above the 13% A/A spread measured here): r > 1 + f for a regression, r < 1 - f for an
+ *   improvement. Measure the machine's own spread (A/A comparisons) and set f above it.
+ * Record several runs from fresh processes (toBaseline or mergeBaselines over several runs) to get
+ * the first method, and a test that can see changes smaller than the noise floor.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { describe, InvalidArgumentError, MabeamError } from '../kernel/errors.js';
 import { type BenchEnvironment, BenchErrorCodes, type SuiteResult } from './harness.js';
-import { bootstrapMedianRatio, medianOfSorted, type RatioInterval, sortedCopy, thinSorted } from './stats.js';
+import {
+  bootstrapRunsMedianRatio,
+  isSorted,
+  medianOfSorted,
+  type RatioInterval,
+  sortedCopy,
+  thinSorted,
+} from './stats.js';
 
 // ---- errors ------------------------------------------------------------------------------------
 
@@ -58,7 +79,7 @@ export class BaselineVersionError extends MabeamError {
     super(
       BenchErrorCodes.BASELINE_VERSION,
       `baseline ${file} has schema version ${describe(version)}; ` +
-        `this mabeam reads version ${BASELINE_VERSION} (save a new baseline)`,
+        `this mabeam reads versions ${BASELINE_READABLE_VERSIONS.join(' and ')} (save a new baseline)`,
     );
     this.file = file;
     this.version = version;
@@ -69,8 +90,13 @@ export class BaselineVersionError extends MabeamError {
 
 /** The `schema` tag of a baseline file. */
 export const BASELINE_SCHEMA = 'mabeam-bench-baseline';
-/** The version of the baseline format this code writes and reads. */
-export const BASELINE_VERSION = 1;
+/**
+ * The version of the baseline format this code writes: 2 (several runs per operation). Version 1
+ * files (one run per operation) are still read, as one run (BASELINE_READABLE_VERSIONS).
+ */
+export const BASELINE_VERSION = 2;
+/** The versions loadBaseline and parseBaseline accept; older ones are upgraded on reading. */
+export const BASELINE_READABLE_VERSIONS: readonly number[] = [1, 2];
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const nonNegative = finite.refine((v) => v >= 0, 'must be >= 0');
@@ -96,7 +122,21 @@ const memorySchema = z.strictObject({
   collections: z.number().int().min(0),
 });
 
-const operationSchema = z.strictObject({
+/** Ascending samples in ns per call; at most the save's maxSamples, evenly spaced order statistics. */
+const samplesSchema = z
+  .array(nonNegative)
+  .min(1)
+  .superRefine((samples, ctx) => {
+    for (let j = 1; j < samples.length; j++) {
+      if ((samples[j] as number) < (samples[j - 1] as number)) {
+        ctx.addIssue({ code: 'custom', path: [j], message: 'samples must be in ascending order' });
+        return;
+      }
+    }
+  });
+
+/** Version 1: one run per operation. */
+const operationV1Schema = z.strictObject({
   name: z.string().min(1),
   async: z.boolean(),
   batch: z.number().int().min(1),
@@ -104,8 +144,23 @@ const operationSchema = z.strictObject({
   stats: statsSchema,
   opsPerSecond: nonNegative.nullable(),
   memory: memorySchema.nullable(),
-  /** Samples in ns per call, ascending; at most the save's maxSamples, evenly spaced order statistics. */
-  samples: z.array(nonNegative).min(1),
+  samples: samplesSchema,
+});
+
+/** One run of an operation (version 2): its statistics (ns per call) and thinned samples. */
+const runSchema = z.strictObject({
+  stats: statsSchema,
+  opsPerSecond: nonNegative.nullable(),
+  memory: memorySchema.nullable(),
+  samples: samplesSchema,
+});
+
+/** Version 2: one or more runs per operation, each from its own process ideally. */
+const operationSchema = z.strictObject({
+  name: z.string().min(1),
+  async: z.boolean(),
+  batch: z.number().int().min(1),
+  runs: z.array(runSchema).min(1),
 });
 
 const environmentSchema = z.strictObject({
@@ -118,44 +173,54 @@ const environmentSchema = z.strictObject({
   gcExposed: z.boolean(),
 });
 
-/** The zod schema of a baseline file (version 1). */
+function uniqueNames(b: { operations: readonly { name: string }[] }, ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  b.operations.forEach((op, i) => {
+    if (seen.has(op.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['operations', i, 'name'],
+        message: `duplicate operation name ${JSON.stringify(op.name)}`,
+      });
+    }
+    seen.add(op.name);
+  });
+}
+
+/** The zod schema of a version 1 baseline file (one run per operation); read, never written. */
+export const BaselineV1Schema = z
+  .strictObject({
+    schema: z.literal(BASELINE_SCHEMA),
+    version: z.literal(1),
+    suite: z.string().min(1),
+    createdAt: z.iso.datetime(),
+    environment: environmentSchema,
+    operations: z.array(operationV1Schema),
+  })
+  .superRefine(uniqueNames);
+
+/** The zod schema of a baseline file (version 2: one or more runs per operation). */
 export const BaselineSchema = z
   .strictObject({
     schema: z.literal(BASELINE_SCHEMA),
     version: z.literal(BASELINE_VERSION),
     suite: z.string().min(1),
+    /** When the first run started. */
     createdAt: z.iso.datetime(),
+    /** The environment of the first run. */
     environment: environmentSchema,
     operations: z.array(operationSchema),
   })
-  .superRefine((b, ctx) => {
-    const seen = new Set<string>();
-    b.operations.forEach((op, i) => {
-      if (seen.has(op.name)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['operations', i, 'name'],
-          message: `duplicate operation name ${JSON.stringify(op.name)}`,
-        });
-      }
-      seen.add(op.name);
-      for (let j = 1; j < op.samples.length; j++) {
-        if ((op.samples[j] as number) < (op.samples[j - 1] as number)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['operations', i, 'samples', j],
-            message: 'samples must be in ascending order',
-          });
-          break;
-        }
-      }
-    });
-  });
+  .superRefine(uniqueNames);
 
-/** A saved run: what `saveBaseline` writes and `loadBaseline` returns. */
+/** Saved runs: what `saveBaseline` writes and `loadBaseline` returns (always the current version). */
 export type Baseline = z.infer<typeof BaselineSchema>;
 /** One operation of a baseline. */
 export type BaselineOperation = Baseline['operations'][number];
+/** One run of an operation of a baseline. */
+export type BaselineRun = BaselineOperation['runs'][number];
+/** A version 1 baseline file, as read. */
+export type BaselineV1 = z.infer<typeof BaselineV1Schema>;
 
 /** Options of toBaseline and saveBaseline. */
 export interface BaselineOptions {
@@ -172,10 +237,19 @@ function compact(x: number): number {
 }
 
 /**
- * The baseline form of a run: its measured operations (failed ones are left out), with their
- * statistics, memory figures and (thinned) samples.
+ * The baseline form of a run, or of several runs of one suite (ideally each in a fresh process):
+ * its measured operations (failed ones are left out), each with one entry per run where it
+ * succeeded, holding that run's statistics, memory figures and (thinned) samples. Several runs
+ * are merged as by mergeBaselines.
  */
-export function toBaseline(result: SuiteResult, options: BaselineOptions = {}): Baseline {
+export function toBaseline(
+  result: SuiteResult | readonly SuiteResult[],
+  options: BaselineOptions = {},
+): Baseline {
+  if (isRunList(result)) {
+    if (result.length === 0) throw new InvalidArgumentError('result', 'needs at least one run');
+    return mergeBaselines(result.map((r) => toBaseline(r, options)));
+  }
   const maxSamples = options.maxSamples ?? 10_000;
   if (!Number.isInteger(maxSamples) || maxSamples < 2) {
     throw new InvalidArgumentError('maxSamples', 'must be a whole number >= 2', maxSamples);
@@ -188,21 +262,25 @@ export function toBaseline(result: SuiteResult, options: BaselineOptions = {}): 
       name: op.name,
       async: op.async,
       batch: op.batch,
-      stats: {
-        n: stats.n,
-        mean: stats.mean,
-        median: stats.median,
-        p90: stats.p90,
-        p99: stats.p99,
-        p999: stats.p999,
-        min: stats.min,
-        max: stats.max,
-        sd: stats.sd,
-        rme: Number.isFinite(stats.rme) ? stats.rme : null,
-      },
-      opsPerSecond: Number.isFinite(op.opsPerSecond) ? op.opsPerSecond : null,
-      memory: op.memory === null ? null : { ...op.memory },
-      samples: Array.from(thinSorted(op.samples, maxSamples), compact),
+      runs: [
+        {
+          stats: {
+            n: stats.n,
+            mean: stats.mean,
+            median: stats.median,
+            p90: stats.p90,
+            p99: stats.p99,
+            p999: stats.p999,
+            min: stats.min,
+            max: stats.max,
+            sd: stats.sd,
+            rme: Number.isFinite(stats.rme) ? stats.rme : null,
+          },
+          opsPerSecond: Number.isFinite(op.opsPerSecond) ? op.opsPerSecond : null,
+          memory: op.memory === null ? null : { ...op.memory },
+          samples: Array.from(thinSorted(op.samples, maxSamples), compact),
+        },
+      ],
     });
   }
   return {
@@ -212,6 +290,57 @@ export function toBaseline(result: SuiteResult, options: BaselineOptions = {}): 
     createdAt: result.startedAt,
     environment: { ...result.environment },
     operations,
+  };
+}
+
+function isRunList(run: SuiteResult | readonly SuiteResult[] | Baseline): run is readonly SuiteResult[] {
+  return Array.isArray(run);
+}
+
+/**
+ * One baseline holding the runs of several baselines of the same suite (for example, baselines
+ * saved by separate processes): per operation, the runs of each baseline in order; operations in
+ * order of first appearance. The suite, creation time and environment are the first baseline's.
+ */
+export function mergeBaselines(baselines: readonly Baseline[]): Baseline {
+  const first = baselines[0];
+  if (first === undefined) throw new InvalidArgumentError('baselines', 'needs at least one baseline');
+  const byName = new Map<string, { name: string; async: boolean; batch: number; runs: BaselineRun[] }>();
+  baselines.forEach((b, i) => {
+    if (b.suite !== first.suite) {
+      throw new InvalidArgumentError(
+        `baselines[${i}].suite`,
+        `runs of different suites (${JSON.stringify(first.suite)}) cannot be merged`,
+        b.suite,
+      );
+    }
+    for (const op of b.operations) {
+      const entry = byName.get(op.name);
+      if (entry === undefined) byName.set(op.name, { ...op, runs: [...op.runs] });
+      else entry.runs.push(...op.runs);
+    }
+  });
+  return {
+    schema: BASELINE_SCHEMA,
+    version: BASELINE_VERSION,
+    suite: first.suite,
+    createdAt: first.createdAt,
+    environment: { ...first.environment },
+    operations: [...byName.values()],
+  };
+}
+
+/** A version 1 baseline as the current version: each operation's one run. */
+function upgradeV1(v1: BaselineV1): Baseline {
+  return {
+    ...v1,
+    version: BASELINE_VERSION,
+    operations: v1.operations.map(({ name, async, batch, stats, opsPerSecond, memory, samples }) => ({
+      name,
+      async,
+      batch,
+      runs: [{ stats, opsPerSecond, memory, samples }],
+    })),
   };
 }
 
@@ -227,24 +356,32 @@ function fieldPath(path: readonly PropertyKey[]): string {
 }
 
 /**
- * Check parsed JSON against the baseline schema. Throws BaselineVersionError for a baseline of
- * another version, and BaselineInvalidError naming `file` and the first bad field otherwise.
+ * Check parsed JSON against the baseline schema of its version, and return it as the current
+ * version (a version 1 baseline becomes one run per operation). Throws BaselineVersionError for a
+ * version this code does not read, and BaselineInvalidError naming `file` and the first bad field
+ * (as a path in the file as written) otherwise.
  */
 export function parseBaseline(value: unknown, file = '(inline baseline)'): Baseline {
-  if (
+  const tagged =
     value !== null &&
     typeof value === 'object' &&
     (value as { schema?: unknown }).schema === BASELINE_SCHEMA &&
-    'version' in value &&
-    (value as { version: unknown }).version !== BASELINE_VERSION
-  ) {
-    throw new BaselineVersionError(file, (value as { version: unknown }).version);
+    'version' in value;
+  const version = tagged ? (value as { version: unknown }).version : undefined;
+  if (tagged && !BASELINE_READABLE_VERSIONS.includes(version as number)) {
+    throw new BaselineVersionError(file, version);
+  }
+  const invalid = (error: z.ZodError) => {
+    const issue = error.issues[0];
+    return new BaselineInvalidError(file, fieldPath(issue?.path ?? []), issue?.message ?? 'invalid');
+  };
+  if (version === 1) {
+    const parsed = BaselineV1Schema.safeParse(value);
+    if (!parsed.success) throw invalid(parsed.error);
+    return upgradeV1(parsed.data);
   }
   const parsed = BaselineSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new BaselineInvalidError(file, fieldPath(issue?.path ?? []), issue?.message ?? 'invalid');
-  }
+  if (!parsed.success) throw invalid(parsed.error);
   return parsed.data;
 }
 
@@ -270,13 +407,16 @@ export function baselineJson(baseline: Baseline): string {
   return `${JSON.stringify(baseline, null, 2).replace(/\[\s+([-\d.e+,\s]+?)\s+\]/g, (_, nums: string) => `[${nums.replace(/\s+/g, '')}]`)}\n`;
 }
 
-/** Write a run (or a baseline) to `file` as a baseline, creating its directory; returns what was written. */
+/**
+ * Write a run, several runs of one suite, or a baseline to `file` as a baseline (the current
+ * version), creating its directory; returns what was written.
+ */
 export async function saveBaseline(
   file: string,
-  run: SuiteResult | Baseline,
+  run: SuiteResult | readonly SuiteResult[] | Baseline,
   options: BaselineOptions = {},
 ): Promise<Baseline> {
-  const baseline = 'schema' in run ? parseBaseline(run, file) : toBaseline(run, options);
+  const baseline = !isRunList(run) && 'schema' in run ? parseBaseline(run, file) : toBaseline(run, options);
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, baselineJson(baseline));
   return baseline;
@@ -287,17 +427,32 @@ export async function saveBaseline(
 /** The outcome of the regression test for one operation. */
 export type ComparisonVerdict = 'regression' | 'improvement' | 'no significant change';
 
+/**
+ * Which test gave the verdict (module comment): 'runs-bootstrap' with >= 2 runs on each side (the
+ * interval includes the spread between runs); 'single-run-with-noise-floor' with one run on
+ * either side (the interval test and, in addition, the ratio beyond the noise floor).
+ */
+export type ComparisonMethod = 'runs-bootstrap' | 'single-run-with-noise-floor';
+
 /** One operation of a comparison: a union on `status`. */
 export type OperationComparison =
   | {
       readonly status: 'compared';
       readonly name: string;
       readonly verdict: ComparisonVerdict;
-      /** Ratio of medians (current / baseline) and its bootstrap interval. */
+      /**
+       * Ratio of the medians of per-run medians (current / baseline; with one run per side, the
+       * ratio of medians) and its bootstrap interval.
+       */
       readonly interval: RatioInterval;
-      /** Medians in ns per call. */
+      /** Medians of per-run medians in ns per call. */
       readonly baselineMedian: number;
       readonly currentMedian: number;
+      /** The test applied (always set by compareWithBaseline). */
+      readonly method?: ComparisonMethod;
+      /** Runs compared on each side (always set by compareWithBaseline). */
+      readonly baselineRuns?: number;
+      readonly currentRuns?: number;
     }
   | { readonly status: 'only-in-baseline'; readonly name: string }
   | { readonly status: 'only-in-current'; readonly name: string }
@@ -307,6 +462,12 @@ export type OperationComparison =
 export interface CompareOptions {
   /** Relative change that counts (default 0.05: 5%). */
   readonly threshold?: number;
+  /**
+   * With one run on either side, the relative change the ratio itself must exceed, besides the
+   * interval test, to be flagged (default 0.15: above the 0.87x to 1.04x medians of A/A runs
+   * measured on a 2-core shared machine). Set it above your machine's run-to-run spread.
+   */
+  readonly noiseFloor?: number;
   /** Bootstrap resamples (default 2,000). */
   readonly resamples?: number;
   /** Bootstrap seed (default 1); the comparison is deterministic for a seed. */
@@ -315,10 +476,15 @@ export interface CompareOptions {
   readonly confidence?: number;
 }
 
-/** A new run set against a baseline. */
+/** The default noise floor of single-run comparisons (CompareOptions.noiseFloor). */
+export const DEFAULT_NOISE_FLOOR = 0.15;
+
+/** New runs set against a baseline. */
 export interface Comparison {
   readonly suite: string;
   readonly threshold: number;
+  /** The noise floor of single-run comparisons (always set by compareWithBaseline). */
+  readonly noiseFloor?: number;
   readonly confidence: number;
   readonly resamples: number;
   readonly seed: number;
@@ -344,43 +510,85 @@ export function classifyRatio(
   return 'no significant change';
 }
 
-interface Comparable {
-  readonly name: string;
-  /** Ascending samples, or why there are none. */
-  readonly samples: Float64Array | { readonly failed: string };
+/**
+ * The verdict for a single-run comparison: the interval verdict (classifyRatio), kept only when
+ * the ratio is also beyond the noise floor (ratio > 1 + noiseFloor for a regression,
+ * ratio < 1 - noiseFloor for an improvement).
+ */
+export function classifySingleRun(
+  interval: Pick<RatioInterval, 'ratio' | 'low' | 'high'>,
+  threshold = 0.05,
+  noiseFloor = DEFAULT_NOISE_FLOOR,
+): ComparisonVerdict {
+  const verdict = classifyRatio(interval, threshold);
+  if (verdict === 'regression' && interval.ratio > 1 + noiseFloor) return verdict;
+  if (verdict === 'improvement' && interval.ratio < 1 - noiseFloor) return verdict;
+  return 'no significant change';
 }
 
-function comparablesOf(run: SuiteResult | Baseline): { env: BenchEnvironment; ops: Comparable[] } {
+interface Comparable {
+  readonly name: string;
+  /** Each run's ascending samples, or why there are none. */
+  readonly runs: Float64Array[] | { readonly failed: string };
+}
+
+function comparablesOf(run: SuiteResult | readonly SuiteResult[] | Baseline): {
+  env: BenchEnvironment;
+  ops: Comparable[];
+} {
+  if (isRunList(run)) {
+    const first = run[0];
+    if (first === undefined) throw new InvalidArgumentError('current', 'needs at least one run');
+    const byName = new Map<string, { runs: Float64Array[]; failed: string | undefined }>();
+    for (const r of run) {
+      for (const o of r.operations) {
+        let entry = byName.get(o.name);
+        if (entry === undefined) {
+          entry = { runs: [], failed: undefined };
+          byName.set(o.name, entry);
+        }
+        if (o.state === 'ok') entry.runs.push(o.samples);
+        else entry.failed ??= `failed in the current run (${o.phase}): ${o.error.message}`;
+      }
+    }
+    return {
+      env: first.environment,
+      ops: [...byName].map(([name, e]) => ({
+        name,
+        // Runs where the operation failed are left out; with none left it is not comparable.
+        runs: e.runs.length > 0 ? e.runs : { failed: e.failed ?? 'no run' },
+      })),
+    };
+  }
   if ('schema' in run) {
     return {
       env: run.environment,
-      ops: run.operations.map((o) => ({ name: o.name, samples: Float64Array.from(o.samples) })),
+      ops: run.operations.map((o) => ({
+        name: o.name,
+        runs: o.runs.map((r) => Float64Array.from(r.samples)),
+      })),
     };
   }
-  return {
-    env: run.environment,
-    ops: run.operations.map((o) => ({
-      name: o.name,
-      samples:
-        o.state === 'ok'
-          ? o.samples
-          : { failed: `failed in the current run (${o.phase}): ${o.error.message}` },
-    })),
-  };
+  return comparablesOf([run]);
 }
 
 /**
- * Compare a run with a baseline, operation by operation, by the regression test in the module
- * comment. Operations present on one side only, or that failed, are listed but never flagged.
+ * Compare new runs (one run, several runs of the suite, or a baseline) with a baseline, operation
+ * by operation, by the regression test in the module comment. Operations present on one side
+ * only, or that failed in every run, are listed but never flagged.
  */
 export function compareWithBaseline(
   baseline: Baseline,
-  current: SuiteResult | Baseline,
+  current: SuiteResult | readonly SuiteResult[] | Baseline,
   options: CompareOptions = {},
 ): Comparison {
   const threshold = options.threshold ?? 0.05;
   if (typeof threshold !== 'number' || !(threshold >= 0 && threshold < 1)) {
     throw new InvalidArgumentError('threshold', 'must be a number in [0, 1)', threshold);
+  }
+  const noiseFloor = options.noiseFloor ?? DEFAULT_NOISE_FLOOR;
+  if (typeof noiseFloor !== 'number' || !(noiseFloor >= 0 && noiseFloor < 1)) {
+    throw new InvalidArgumentError('noiseFloor', 'must be a number in [0, 1)', noiseFloor);
   }
   const resamples = options.resamples ?? 2000;
   const seed = options.seed ?? 1;
@@ -395,30 +603,37 @@ export function compareWithBaseline(
       operations.push({ status: 'only-in-current', name: c.name });
       continue;
     }
-    if (!(c.samples instanceof Float64Array)) {
-      operations.push({ status: 'not-comparable', name: c.name, reason: c.samples.failed });
+    if (!Array.isArray(c.runs)) {
+      operations.push({ status: 'not-comparable', name: c.name, reason: c.runs.failed });
       continue;
     }
-    const bs = b.samples as Float64Array;
-    const cs = sortedCopy(c.samples);
-    const baselineMedian = medianOfSorted(bs);
-    const currentMedian = medianOfSorted(cs);
-    if (!(baselineMedian > 0 && currentMedian > 0)) {
+    const bs = b.runs as Float64Array[];
+    const cs = c.runs.map((r) => (isSorted(r) ? r : sortedCopy(r)));
+    const zero = [...bs, ...cs].find((r) => !(medianOfSorted(r) > 0));
+    if (zero !== undefined) {
       operations.push({
         status: 'not-comparable',
         name: c.name,
-        reason: `a median of 0 ns (baseline ${baselineMedian}, current ${currentMedian}): batch the operation`,
+        reason: `a run with a median of ${medianOfSorted(zero)} ns: batch the operation`,
       });
       continue;
     }
-    const interval = bootstrapMedianRatio(bs, cs, { resamples, seed, confidence });
+    const interval = bootstrapRunsMedianRatio(bs, cs, { resamples, seed, confidence });
+    const method: ComparisonMethod =
+      bs.length >= 2 && cs.length >= 2 ? 'runs-bootstrap' : 'single-run-with-noise-floor';
     operations.push({
       status: 'compared',
       name: c.name,
-      verdict: classifyRatio(interval, threshold),
+      verdict:
+        method === 'runs-bootstrap'
+          ? classifyRatio(interval, threshold)
+          : classifySingleRun(interval, threshold, noiseFloor),
       interval,
-      baselineMedian,
-      currentMedian,
+      baselineMedian: medianOfMedians(bs),
+      currentMedian: medianOfMedians(cs),
+      method,
+      baselineRuns: bs.length,
+      currentRuns: cs.length,
     });
   }
   const currentNames = new Set(cur.ops.map((o) => o.name));
@@ -431,8 +646,9 @@ export function compareWithBaseline(
     (k) => k !== 'gcExposed' && base.env[k] !== cur.env[k],
   );
   return {
-    suite: current.suite,
+    suite: isRunList(current) ? (current[0]?.suite ?? baseline.suite) : current.suite,
     threshold,
+    noiseFloor,
     confidence,
     resamples,
     seed,
@@ -441,4 +657,9 @@ export function compareWithBaseline(
     improvements: flagged('improvement'),
     environmentChanges,
   };
+}
+
+/** The median of the runs' medians (each run ascending). */
+function medianOfMedians(runs: readonly Float64Array[]): number {
+  return medianOfSorted(Float64Array.from(runs, medianOfSorted).sort());
 }

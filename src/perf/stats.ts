@@ -1,8 +1,8 @@
 /**
  * Pure statistics for the benchmark harness: order statistics from sorted samples or from an HDR
  * histogram, mean / standard deviation / relative margin of error (Student's t, as tinybench), a
- * seeded random number generator, and a seeded percentile-bootstrap confidence interval of the
- * ratio of two medians. No clock, no I/O, no global state: every function here returns the same
+ * seeded random number generator, and seeded percentile-bootstrap confidence intervals of the
+ * ratio of two medians (within one run each, or hierarchical over several runs). No clock, no I/O, no global state: every function here returns the same
  * answer for the same input.
  */
 import type { Histogram } from 'hdr-histogram-js';
@@ -528,6 +528,99 @@ export function bootstrapMedianRatio(
   for (let r = 0; r < resamples; r++) {
     const b = resampleMedian(base, random);
     const c = resampleMedian(cur, random);
+    ratios[r] = b > 0 ? c / b : Number.POSITIVE_INFINITY;
+  }
+  ratios.sort();
+  const alpha = 1 - confidence;
+  return {
+    ratio: curMedian / baseMedian,
+    low: quantile(ratios, alpha / 2),
+    high: quantile(ratios, 1 - alpha / 2),
+    confidence,
+    resamples,
+    seed,
+  };
+}
+
+/** The median of a small array of numbers (sorted in place). */
+function medianInPlace(values: Float64Array): number {
+  values.sort();
+  return medianOfSorted(values);
+}
+
+function sortedRuns(runs: readonly ArrayLike<number>[], side: string): Float64Array[] {
+  if (runs.length === 0) throw new InvalidArgumentError(side, 'needs at least one run');
+  return runs.map((run, i) => {
+    const sorted = isSorted(run) ? Float64Array.from(run) : sortedCopy(run);
+    if (sorted.length === 0)
+      throw new InvalidArgumentError(`${side}[${i}]`, 'a run needs at least one sample');
+    return sorted;
+  });
+}
+
+/**
+ * A seeded hierarchical (two-level) bootstrap confidence interval of the ratio of the medians of
+ * per-run medians, current / baseline, for sample sets measured in several runs (separate
+ * processes) on each side.
+ *
+ * The statistic is median over runs of (median of the run's samples), on each side. Each of
+ * `resamples` rounds, on each side independently, draws as many runs as the side has, with
+ * replacement; then, within each drawn run, a resample of its samples (with replacement, its
+ * median drawn directly as in bootstrapMedianRatio); the round's value is the median of those
+ * resampled run medians. The interval is the percentile interval of the ratios (type 7).
+ * Resampling the runs is what makes the interval cover a shift of a whole run (JIT decisions,
+ * CPU frequency, machine load), which resampling samples within a run cannot see: with k runs per
+ * side the interval is about as wide as the spread of the run medians, however many samples each
+ * run has. A run may hold a single value (for example, that run's median).
+ *
+ * With one run on each side this is exactly bootstrapMedianRatio (same seed, same interval). With
+ * one run on either side the interval has no between-run term for that side, so it understates
+ * the noise; baseline.ts then also requires a noise floor. Cost: O(resamples * runs log runs).
+ */
+export function bootstrapRunsMedianRatio(
+  baselineRuns: readonly ArrayLike<number>[],
+  currentRuns: readonly ArrayLike<number>[],
+  options: BootstrapOptions = {},
+): RatioInterval {
+  const base = sortedRuns(baselineRuns, 'baselineRuns');
+  const cur = sortedRuns(currentRuns, 'currentRuns');
+  if (base.length === 1 && cur.length === 1) {
+    return bootstrapMedianRatio(base[0] as Float64Array, cur[0] as Float64Array, options);
+  }
+  const resamples = options.resamples ?? 2000;
+  const seed = options.seed ?? 1;
+  const confidence = options.confidence ?? 0.95;
+  if (!Number.isInteger(resamples) || resamples < 10) {
+    throw new InvalidArgumentError('resamples', 'must be a whole number >= 10', resamples);
+  }
+  if (!Number.isInteger(seed)) throw new InvalidArgumentError('seed', 'must be a whole number', seed);
+  if (!(confidence > 0 && confidence < 1)) {
+    throw new InvalidArgumentError('confidence', 'must be between 0 and 1 (exclusive)', confidence);
+  }
+  const baseMedian = medianInPlace(Float64Array.from(base, medianOfSorted));
+  const curMedian = medianInPlace(Float64Array.from(cur, medianOfSorted));
+  if (!(baseMedian > 0)) {
+    throw new InvalidArgumentError('baselineRuns', 'the median of run medians must be positive', baseMedian);
+  }
+  if (!(curMedian > 0)) {
+    throw new InvalidArgumentError('currentRuns', 'the median of run medians must be positive', curMedian);
+  }
+  const random = seededRandom(seed);
+  const baseScratch = new Float64Array(base.length);
+  const curScratch = new Float64Array(cur.length);
+  const side = (runs: Float64Array[], scratch: Float64Array): number => {
+    const k = runs.length;
+    for (let i = 0; i < k; i++) {
+      // A single run is always drawn: skip the draw, so one run behaves as bootstrapMedianRatio.
+      const run = runs[k === 1 ? 0 : Math.min(k - 1, Math.floor(k * random()))] as Float64Array;
+      scratch[i] = resampleMedian(run, random);
+    }
+    return medianInPlace(scratch);
+  };
+  const ratios = new Float64Array(resamples);
+  for (let r = 0; r < resamples; r++) {
+    const b = side(base, baseScratch);
+    const c = side(cur, curScratch);
     ratios[r] = b > 0 ? c / b : Number.POSITIVE_INFINITY;
   }
   ratios.sort();

@@ -2,13 +2,15 @@
  * The statistics on sample sets with known answers: quantiles, mean / sd / margin of error
  * (checked against tinybench's own figures for the same samples), Student's t against published
  * tables, HDR histograms, the seeded generator, and the bootstrap of the median ratio (determinism
- * for a seed, and agreement with a plain resample-and-sort bootstrap).
+ * for a seed, and agreement with a plain resample-and-sort bootstrap), and its hierarchical form
+ * over several runs.
  */
 import { Bench } from 'tinybench';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/kernel/errors.js';
 import {
   bootstrapMedianRatio,
+  bootstrapRunsMedianRatio,
   histogramOf,
   histogramQuantile,
   marginOfError,
@@ -255,5 +257,74 @@ describe('bootstrapMedianRatio', () => {
     expect(() => bootstrapMedianRatio(base, slower, { confidence: 1 })).toThrow(/confidence/);
     expect(() => bootstrapMedianRatio([0, 0, 1], slower)).toThrow(/baseline/);
     expect(() => bootstrapMedianRatio([], slower)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('bootstrapRunsMedianRatio', () => {
+  /** Runs with whole-run shifts: run i has tight log-normal samples around median * shifts[i]. */
+  const runs = (shifts: readonly number[], median: number, seed: number) =>
+    shifts.map((s, i) => lognormal(201, median * s, 0.02, seed * 17 + i));
+
+  /** The plain two-level bootstrap: draw runs, then samples within each, sort, take medians. */
+  function naiveRuns(b: Float64Array[], c: Float64Array[], resamples: number, seed: number) {
+    const random = seededRandom(seed);
+    const side = (rs: Float64Array[]) => {
+      const medians = rs.map(() => {
+        const run = rs[Math.floor(random() * rs.length)] as Float64Array;
+        return medianOfSorted(
+          sortedCopy(Float64Array.from(run, () => run[Math.floor(random() * run.length)] as number)),
+        );
+      });
+      return medianOfSorted(sortedCopy(medians));
+    };
+    const ratios = Float64Array.from({ length: resamples }, () => {
+      const bm = side(b);
+      return side(c) / bm;
+    }).sort();
+    return { low: quantile(ratios, 0.025), high: quantile(ratios, 0.975) };
+  }
+
+  it('is the within-run bootstrap for one run a side, and deterministic for a seed', () => {
+    const b = lognormal(300, 100, 0.3, 21);
+    const c = lognormal(250, 120, 0.3, 22);
+    expect(bootstrapRunsMedianRatio([b], [c], { seed: 4 })).toEqual(bootstrapMedianRatio(b, c, { seed: 4 }));
+    const bs = runs([0.9, 1, 1.1], 100, 1);
+    const cs = runs([1, 1.05, 0.95], 100, 2);
+    expect(bootstrapRunsMedianRatio(bs, cs, { seed: 3 })).toEqual(
+      bootstrapRunsMedianRatio(bs, cs, { seed: 3 }),
+    );
+    expect(bootstrapRunsMedianRatio(bs, cs, { seed: 3 })).not.toEqual(
+      bootstrapRunsMedianRatio(bs, cs, { seed: 4 }),
+    );
+  });
+
+  it('takes the ratio of medians of run medians, with an interval as wide as the run spread', () => {
+    const bs = runs([0.9, 1, 1.1], 100, 3);
+    const cs = runs([0.9, 1, 1.1], 100, 4);
+    const r = bootstrapRunsMedianRatio(bs, cs, { seed: 1 });
+    const mom = (rs: Float64Array[]) =>
+      medianOfSorted(sortedCopy(rs.map((x) => medianOfSorted(sortedCopy(x)))));
+    expect(r.ratio).toBeCloseTo(mom(cs) / mom(bs), 12);
+    // The within-run interval of any two of these runs is about 1% wide; this one spans the shifts.
+    expect(r.low).toBeLessThan(0.9);
+    expect(r.high).toBeGreaterThan(1.1);
+  });
+
+  it('agrees with the plain two-level resample-and-sort bootstrap', () => {
+    const bs = runs([0.95, 1, 1.08, 0.97], 100, 5);
+    const cs = runs([1.1, 1.02, 0.99], 110, 6);
+    const fast = bootstrapRunsMedianRatio(bs, cs, { seed: 7, resamples: 4000 });
+    const naive = naiveRuns(bs, cs, 4000, 8);
+    expect(Math.abs(fast.low - naive.low)).toBeLessThan(0.02);
+    expect(Math.abs(fast.high - naive.high)).toBeLessThan(0.02);
+  });
+
+  it('refuses empty sides, empty runs, zero medians and bad options with typed errors', () => {
+    const bs = runs([1, 1], 100, 9);
+    expect(() => bootstrapRunsMedianRatio([], bs)).toThrow(/baselineRuns/);
+    expect(() => bootstrapRunsMedianRatio(bs, [[1], []])).toThrow(/currentRuns\[1\]/);
+    expect(() => bootstrapRunsMedianRatio([[0], [0], [1]], bs)).toThrow(InvalidArgumentError);
+    expect(() => bootstrapRunsMedianRatio(bs, bs, { resamples: 5 })).toThrow(/resamples/);
+    expect(() => bootstrapRunsMedianRatio(bs, bs, { seed: 1.5 })).toThrow(/seed/);
   });
 });
