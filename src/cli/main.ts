@@ -22,7 +22,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError as CommanderArgumentError, CommanderError } from 'commander';
 import { MabeamError } from '../kernel/index.js';
-import { renderHtmlReport } from '../perf/html-report.js';
+import { type HtmlReportInput, renderHtmlReport } from '../perf/html-report.js';
 import { renderJsonLines, renderTable } from '../perf/reporters.js';
 import { findBenchScript, runBenchScript, type WorkloadResult } from '../perf/runner.js';
 import {
@@ -142,7 +142,10 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
       `stop the suite after this long (default ${DEFAULT_TIMEOUT_S})`,
       parseWholeNumber('--timeout'),
     )
-    .option('--report <out.html>', 'also write the workloads run as a self-contained HTML report with charts')
+    .option(
+      '--report <out.html>',
+      'also write the workloads run (or, with --suite, its operations) as a self-contained HTML report with charts',
+    )
     .option('--suite <name>', 'run a built-in suite in this process: comprehensive', parseSuiteName)
     .option(
       '--max-time <ms>',
@@ -292,11 +295,15 @@ async function reportWritable(file: string | undefined, io: CliIo): Promise<bool
 }
 
 /** With --report: write the HTML report of `results` to `file`; false (after saying why) when it cannot. */
-async function writeReport(file: string | undefined, results: WorkloadResult[], io: CliIo): Promise<boolean> {
+async function writeReport(
+  file: string | undefined,
+  results: WorkloadResult[] | HtmlReportInput,
+  io: CliIo,
+): Promise<boolean> {
   if (file === undefined) return true;
   try {
     await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, renderHtmlReport({ workloads: results }));
+    await writeFile(file, renderHtmlReport(Array.isArray(results) ? { workloads: results } : results));
   } catch (error) {
     io.stderr(
       `mabeam bench: cannot write the report ${file}: ${error instanceof Error ? error.message : String(error)}\n`,
@@ -419,7 +426,7 @@ async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
     ...(opts.only === undefined ? [] : ['--only']),
     ...(opts.runs === undefined ? [] : ['--runs']),
     ...(opts.benchScript === undefined ? [] : ['--bench-script']),
-    ...(opts.report === undefined ? [] : ['--report']),
+    ...(opts.suite === undefined && opts.report !== undefined ? ['--report'] : []),
     ...(opts.suite === undefined && opts.maxTime !== undefined ? ['--max-time'] : []),
     ...(opts.soak === undefined && opts.interval !== undefined ? ['--interval'] : []),
   ];
@@ -428,6 +435,7 @@ async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
     io.stderr(`mabeam bench: ${clash.join(', ')} cannot be used with ${mode}\n`);
     return ExitCodes.BAD_INPUT;
   }
+  if (!(await reportWritable(opts.report, io))) return ExitCodes.BAD_INPUT;
   const budgets =
     opts.gate === undefined
       ? null
@@ -444,6 +452,7 @@ async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
       ...(opts.maxTime === undefined ? {} : { maxTimeMs: opts.maxTime }),
     }).run({ onResult: (o) => io.stderr(`bench: ${o.name} ${o.state}\n`) });
     if (budgets === null) io.stdout(opts.json ? renderJsonLines({ result }) : `${renderTable({ result })}\n`);
+    if (!(await writeReport(opts.report, { result }, io))) return ExitCodes.BAD_INPUT;
     results = suiteSloResults(result);
     ran = result.operations.every((o) => o.state === 'ok');
   } else {

@@ -4,6 +4,9 @@
  * has, and bad input (exit 2). Exit codes of gates are not asserted as passes: that would assert
  * speed on a shared machine.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCodes, main } from '../../src/cli/main.js';
 import { COMPREHENSIVE_OPERATIONS } from '../../src/perf/suite-comprehensive.js';
@@ -73,6 +76,24 @@ describe('mabeam bench --suite comprehensive', () => {
     const bareGate = await cli(['--gate']);
     expect(bareGate.code).toBe(ExitCodes.BAD_INPUT);
     expect(bareGate.err).toContain('--gate needs a budget file');
+    const soakReport = await cli(['--soak', '1s', '--report', join(tmpdir(), 'never.html')]);
+    expect(soakReport.code).toBe(ExitCodes.BAD_INPUT);
+    expect(soakReport.err).toContain('--report cannot be used with --soak');
+  });
+
+  it('--report writes the harness result as an HTML report with its charts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mabeam-suite-report-'));
+    const file = join(dir, 'suite.html');
+    try {
+      const r = await cli(['--suite', 'comprehensive', '--max-time', '1', '--json', '--report', file]);
+      expect(r.code, r.err).toBe(ExitCodes.OK);
+      const html = await readFile(file, 'utf8');
+      expect(html).toContain('data-chart="latency-distribution"');
+      expect(html).toContain('data-chart="percentiles"');
+      for (const op of COMPREHENSIVE_OPERATIONS) expect(html).toContain(op);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
