@@ -487,6 +487,41 @@ function resampleMedian(sorted: Float64Array, random: () => number): number {
   return (at(uk) + at(next)) / 2;
 }
 
+/** Bootstrap options with their defaults, checked (E_INVALID_ARGUMENT naming the bad one). */
+function checkBootstrap(
+  options: BootstrapOptions,
+): Required<Pick<BootstrapOptions, 'resamples' | 'seed' | 'confidence'>> {
+  const resamples = options.resamples ?? 2000;
+  const seed = options.seed ?? 1;
+  const confidence = options.confidence ?? 0.95;
+  if (!Number.isInteger(resamples) || resamples < 10) {
+    throw new InvalidArgumentError('resamples', 'must be a whole number >= 10', resamples);
+  }
+  if (!Number.isInteger(seed)) throw new InvalidArgumentError('seed', 'must be a whole number', seed);
+  if (!(confidence > 0 && confidence < 1)) {
+    throw new InvalidArgumentError('confidence', 'must be between 0 and 1 (exclusive)', confidence);
+  }
+  return { resamples, seed, confidence };
+}
+
+/** The percentile interval of the resampled `ratios` (sorted here) around the point `ratio`. */
+function ratioInterval(
+  ratio: number,
+  ratios: Float64Array,
+  o: { resamples: number; seed: number; confidence: number },
+): RatioInterval {
+  ratios.sort();
+  const alpha = 1 - o.confidence;
+  return {
+    ratio,
+    low: quantile(ratios, alpha / 2),
+    high: quantile(ratios, 1 - alpha / 2),
+    confidence: o.confidence,
+    resamples: o.resamples,
+    seed: o.seed,
+  };
+}
+
 /**
  * A seeded percentile-bootstrap confidence interval of median(current) / median(baseline).
  *
@@ -503,16 +538,7 @@ export function bootstrapMedianRatio(
   current: ArrayLike<number>,
   options: BootstrapOptions = {},
 ): RatioInterval {
-  const resamples = options.resamples ?? 2000;
-  const seed = options.seed ?? 1;
-  const confidence = options.confidence ?? 0.95;
-  if (!Number.isInteger(resamples) || resamples < 10) {
-    throw new InvalidArgumentError('resamples', 'must be a whole number >= 10', resamples);
-  }
-  if (!Number.isInteger(seed)) throw new InvalidArgumentError('seed', 'must be a whole number', seed);
-  if (!(confidence > 0 && confidence < 1)) {
-    throw new InvalidArgumentError('confidence', 'must be between 0 and 1 (exclusive)', confidence);
-  }
+  const { resamples, seed, confidence } = checkBootstrap(options);
   const base = isSorted(baseline) ? Float64Array.from(baseline) : sortedCopy(baseline);
   const cur = isSorted(current) ? Float64Array.from(current) : sortedCopy(current);
   if (base.length === 0 || cur.length === 0) {
@@ -530,16 +556,7 @@ export function bootstrapMedianRatio(
     const c = resampleMedian(cur, random);
     ratios[r] = b > 0 ? c / b : Number.POSITIVE_INFINITY;
   }
-  ratios.sort();
-  const alpha = 1 - confidence;
-  return {
-    ratio: curMedian / baseMedian,
-    low: quantile(ratios, alpha / 2),
-    high: quantile(ratios, 1 - alpha / 2),
-    confidence,
-    resamples,
-    seed,
-  };
+  return ratioInterval(curMedian / baseMedian, ratios, { resamples, seed, confidence });
 }
 
 /** The median of a small array of numbers (sorted in place). */
@@ -587,16 +604,7 @@ export function bootstrapRunsMedianRatio(
   if (base.length === 1 && cur.length === 1) {
     return bootstrapMedianRatio(base[0] as Float64Array, cur[0] as Float64Array, options);
   }
-  const resamples = options.resamples ?? 2000;
-  const seed = options.seed ?? 1;
-  const confidence = options.confidence ?? 0.95;
-  if (!Number.isInteger(resamples) || resamples < 10) {
-    throw new InvalidArgumentError('resamples', 'must be a whole number >= 10', resamples);
-  }
-  if (!Number.isInteger(seed)) throw new InvalidArgumentError('seed', 'must be a whole number', seed);
-  if (!(confidence > 0 && confidence < 1)) {
-    throw new InvalidArgumentError('confidence', 'must be between 0 and 1 (exclusive)', confidence);
-  }
+  const { resamples, seed, confidence } = checkBootstrap(options);
   const baseMedian = medianInPlace(Float64Array.from(base, medianOfSorted));
   const curMedian = medianInPlace(Float64Array.from(cur, medianOfSorted));
   if (!(baseMedian > 0)) {
@@ -623,14 +631,5 @@ export function bootstrapRunsMedianRatio(
     const c = side(cur, curScratch);
     ratios[r] = b > 0 ? c / b : Number.POSITIVE_INFINITY;
   }
-  ratios.sort();
-  const alpha = 1 - confidence;
-  return {
-    ratio: curMedian / baseMedian,
-    low: quantile(ratios, alpha / 2),
-    high: quantile(ratios, 1 - alpha / 2),
-    confidence,
-    resamples,
-    seed,
-  };
+  return ratioInterval(curMedian / baseMedian, ratios, { resamples, seed, confidence });
 }
