@@ -56,11 +56,14 @@ export class UnknownVariableError extends MabeamError {
 /** A change to a consensus-governed variable that `decide` refused (or that `decide` failed on). */
 export class VariableRejectedError extends MabeamError {
   readonly variable: string;
+  /** Why, as in the message after "rejected: ". */
+  readonly detail: string;
   /** What `decide` gave as evidence for the refusal (the consensus result, for one). */
   readonly evidence: unknown;
   constructor(variable: string, detail: string, evidence?: unknown) {
     super(VariableErrorCodes.REJECTED, `change of variable ${JSON.stringify(variable)} rejected: ${detail}`);
     this.variable = variable;
+    this.detail = detail;
     this.evidence = evidence;
   }
 }

@@ -162,7 +162,7 @@ export async function proposeChange(
       !(error.evidence instanceof Error)
     ) {
       const consensus = isConsensusResult(error.evidence) ? error.evidence : undefined;
-      const reason = error.message.slice(error.message.indexOf('rejected: ') + 'rejected: '.length);
+      const reason = error.detail;
       return consensus === undefined ? { accepted: false, reason } : { accepted: false, reason, consensus };
     }
     throw error;
