@@ -19,7 +19,8 @@ export class UsageError extends Error {
 }
 
 export const USAGE = `usage: node --expose-gc build/bench/main.js [--json] [--only a,b] [--runs N]
-  --json      print one JSON object per workload per line on stdout (progress goes to stderr)
+  --json      print one JSON object per line on stdout, one per workload (or per line of a
+              workload that reports several, e.g. one per sampler); progress goes to stderr
   --only a,b  run only the named workloads (comma-separated)
   --runs N    run each workload N times and report the median of each field (default 1)
   --in-process  run every workload in this process (default: a fresh node process each)`;

@@ -4,10 +4,14 @@
  * to combine repeated runs.
  */
 
-/** What one workload run reports: the field names of BENCH_SPEC.md mapped to their values. */
-export type Fields = Record<string, number>;
+/**
+ * What one line of a workload's run reports: the field names of BENCH_SPEC.md mapped to their
+ * values. Numbers are figures (`us_per_trial`); strings are labels that say which line this is when
+ * a workload reports several (`sampler: "tpe"`). A workload that reports one line needs no label.
+ */
+export type Fields = Record<string, number | string>;
 
-/** One benchmark workload. `run` warms up, measures, cleans up and returns its fields. */
+/** One benchmark workload. `run` warms up, measures, cleans up and returns its line(s). */
 export interface Workload {
   /** The workload's name in BENCH_SPEC.md (and in `--only`). */
   readonly name: string;
@@ -15,7 +19,60 @@ export interface Workload {
   readonly description: string;
   /** True when the workload reads the heap, which needs node's `--expose-gc`. */
   readonly needsGc: boolean;
-  run(): Promise<Fields>;
+  /**
+   * One line of fields, or several (BENCH_SPEC's tune_overhead: one per sampler). Several lines
+   * must each carry string labels that tell them apart (`{ sampler: 'random', ... }`), the same
+   * labels in every run: the runs of a line are combined by its labels.
+   */
+  run(): Promise<Fields | readonly Fields[]>;
+}
+
+/** A workload's lines broke the rules above (none, or two with the same labels). */
+export class WorkloadLinesError extends Error {
+  constructor(workload: string, problem: string) {
+    super(`${workload}: ${problem}`);
+    this.name = 'WorkloadLinesError';
+  }
+}
+
+/** The labels of a line (its string fields), in the line's order. */
+export function labelsOf(fields: Fields): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/** The identity of a line among its workload's lines: `sampler=tpe`, `` for a line without labels. */
+export function lineKey(fields: Fields): string {
+  return Object.entries(labelsOf(fields))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+/**
+ * A run's result as a list of lines, checked: at least one, and with several, each with labels
+ * no other line has. Throws WorkloadLinesError naming the workload otherwise.
+ */
+export function linesOf(workload: string, result: Fields | readonly Fields[]): Fields[] {
+  const lines = Array.isArray(result) ? [...(result as readonly Fields[])] : [result as Fields];
+  if (lines.length === 0) throw new WorkloadLinesError(workload, 'reported no line');
+  if (lines.length > 1) {
+    const seen = new Set<string>();
+    for (const line of lines) {
+      const key = lineKey(line);
+      if (seen.has(key)) {
+        throw new WorkloadLinesError(
+          workload,
+          key === ''
+            ? 'reported several lines, some without a label: give each line a string label (e.g. sampler: "tpe")'
+            : `reported two lines labelled ${key}: each line needs labels of its own`,
+        );
+      }
+      seen.add(key);
+    }
+  }
+  return lines;
 }
 
 /** Thrown when a memory figure is asked for but node was started without `--expose-gc`. */

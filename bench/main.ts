@@ -7,6 +7,9 @@
  * BEAM's figures we compare with were taken per workload too. `--in-process` runs them all in
  * this process instead.
  *
+ * A workload may report several lines (tune_overhead: one per sampler), told apart by their string
+ * labels; each prints as its own JSON line, `{"workload":"tune_overhead","sampler":"tpe",...}`.
+ *
  * stdout carries only results (JSON lines with --json, else a table); progress and errors go to
  * stderr, so `npm run bench --silent -- --json | ...` gets clean JSON lines. Exit status: 0 when
  * every workload ran, 1 when one failed (the others still run), 2 for a bad command line.
@@ -14,8 +17,8 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseBenchArgs, USAGE, UsageError } from './args.js';
-import { type Fields, forceGc, hasGc, type Workload } from './harness.js';
-import { jsonLine, medianFields, type Result, table } from './report.js';
+import { type Fields, forceGc, hasGc, linesOf, type Workload } from './harness.js';
+import { jsonLine, medianLines, type Result, table } from './report.js';
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -23,24 +26,24 @@ function log(line: string): void {
 
 /** Run one workload `runs` times and combine the runs. A thrown error fails only this workload. */
 async function runWorkload(w: Workload, runs: number): Promise<Result> {
-  const samples: Fields[] = [];
+  const samples: Fields[][] = [];
   try {
     for (let i = 1; i <= runs; i++) {
       log(`bench: ${w.name}${runs > 1 ? ` (run ${i}/${runs})` : ''}...`);
       // Start from a clean heap so garbage left by the previous workload is not collected on
       // this one's clock.
       if (hasGc()) forceGc();
-      samples.push(await w.run());
+      samples.push(linesOf(w.name, await w.run()));
     }
-    return { workload: w.name, runs, fields: medianFields(samples), error: null };
+    return { workload: w.name, runs, lines: medianLines(samples), error: null };
   } catch (error) {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
     log(`bench: ${w.name} FAILED: ${message}`);
-    return { workload: w.name, runs, fields: null, error: error instanceof Error ? error.message : message };
+    return { workload: w.name, runs, lines: null, error: error instanceof Error ? error.message : message };
   }
 }
 
-/** Run one workload in a child node process (same node flags) and read its JSON line. */
+/** Run one workload in a child node process (same node flags) and read its JSON line(s). */
 function runIsolated(w: Workload, runs: number): Promise<Result> {
   const args = [
     ...process.execArgv,
@@ -62,13 +65,20 @@ function runIsolated(w: Workload, runs: number): Promise<Result> {
       out += chunk;
     });
     child.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (code !== 0 || line === undefined) {
-        resolve({ workload: w.name, runs, fields: null, error: `child process exited with code ${code}` });
+      const lines = out.split('\n').filter((l) => l.startsWith('{'));
+      if (code !== 0 || lines.length === 0) {
+        resolve({ workload: w.name, runs, lines: null, error: `child process exited with code ${code}` });
         return;
       }
-      const { workload: _name, ...fields } = JSON.parse(line) as Fields & { workload: string };
-      resolve({ workload: w.name, runs, fields: fields as Fields, error: null });
+      resolve({
+        workload: w.name,
+        runs,
+        lines: lines.map((line) => {
+          const { workload: _name, ...fields } = JSON.parse(line) as Fields & { workload: string };
+          return fields as Fields;
+        }),
+        error: null,
+      });
     });
   });
 }
@@ -118,10 +128,12 @@ async function main(argv: readonly string[]): Promise<number> {
     const result = opts.inProcess ? await runWorkload(w, opts.runs) : await runIsolated(w, opts.runs);
     results.push(result);
     // JSON lines go out as soon as each workload ends, so a later crash loses nothing.
-    if (opts.json && result.fields !== null) process.stdout.write(`${jsonLine(w.name, result.fields)}\n`);
+    if (opts.json && result.lines !== null) {
+      for (const line of result.lines) process.stdout.write(`${jsonLine(w.name, line)}\n`);
+    }
   }
   if (!opts.json) process.stdout.write(`${table(results)}\n`);
-  return results.every((r) => r.fields !== null) ? 0 : 1;
+  return results.every((r) => r.lines !== null) ? 0 : 1;
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,4 +1,7 @@
-/** Every workload of the suite, in BENCH_SPEC.md's order (the main table, then the later ones). */
+/**
+ * Every workload of the suite, in BENCH_SPEC.md's order (the main table, then the later ones), then
+ * the performance toolkit's gate workloads (coordination_pair, memory_growth).
+ */
 import type { Workload } from '../harness.js';
 import { allocation1000 } from './allocation-1000.js';
 import { auctionVickrey100 } from './auction-vickrey-100.js';
@@ -6,9 +9,11 @@ import { callRoundtrip } from './call-roundtrip.js';
 import { castThroughput } from './cast-throughput.js';
 import { consensusRound100 } from './consensus-round-100.js';
 import { consensusRound100Faults } from './consensus-round-100-faults.js';
+import { coordinationPair } from './coordination-pair.js';
 import { eventAppend } from './event-append.js';
 import { eventSubscribeLag } from './event-subscribe-lag.js';
 import { idleAgents1m } from './idle-agents-1m.js';
+import { memoryGrowth } from './memory-growth.js';
 import { orderbookMatch } from './orderbook-match.js';
 import { pingpongAllCores } from './pingpong-all-cores.js';
 import { registryLookup } from './registry-lookup.js';
@@ -36,4 +41,6 @@ export const workloads: readonly Workload[] = [
   auctionVickrey100,
   allocation1000,
   orderbookMatch,
+  coordinationPair,
+  memoryGrowth,
 ];

@@ -4,12 +4,16 @@
  *
  *     mabeam bench [--only a,b] [--runs n] [--json] [--gate budgets.json]
  *                  [--bench-script path] [--timeout seconds] [--report out.html]
+ *                  [--baseline save|compare file] [--fail-on-regression]
  *
  * `mabeam bench` runs the benchmark suite (build/bench/main.js, each workload in a fresh node
  * process) and prints a table, or JSON lines with --json. With `--gate budgets.json` it runs the
  * workloads the budget file lists (src/perf/slo.ts), prints each budget with its measured value
  * (the median of the runs) and fails on any violation. `--report out.html` also writes the workloads
- * run as a self-contained HTML report with charts (src/perf/html-report.ts).
+ * run as a self-contained HTML report with charts (src/perf/html-report.ts). `--baseline save file`
+ * runs the suite `--runs` times (default 3, each run a fresh invocation) and saves every figure's
+ * runs as a baseline; `--baseline compare file` sets new runs against it with the regression test
+ * of src/perf/bench-baseline.ts (exit 1 on a significant regression with --fail-on-regression).
  *
  * Exit status: 0 when everything ran (and, with --gate, every budget is met); 1 when a budget is
  * violated or not measured, or (without --gate) a workload failed; 2 for bad input: a bad command
@@ -22,15 +26,30 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError as CommanderArgumentError, CommanderError } from 'commander';
 import { MabeamError } from '../kernel/index.js';
+import {
+  type Baseline,
+  BaselineInvalidError,
+  compareWithBaseline,
+  loadBaseline,
+  saveBaseline,
+} from '../perf/baseline.js';
+import {
+  BENCH_BASELINE_SUITE,
+  benchBaseline,
+  benchComparisonJsonLines,
+  compareBenchRuns,
+  formatBenchComparison,
+} from '../perf/bench-baseline.js';
 import { type HtmlReportInput, renderHtmlReport } from '../perf/html-report.js';
 import { renderJsonLines, renderTable } from '../perf/reporters.js';
-import { findBenchScript, runBenchScript, type WorkloadResult } from '../perf/runner.js';
+import { findBenchScript, runBenchRuns, runBenchScript, type WorkloadResult } from '../perf/runner.js';
 import {
   type Budgets,
   checkSlos,
   describeViolation,
   formatFigure,
   formatSloTable,
+  lineName,
   loadBudgets,
   type Slo,
   type SloResult,
@@ -82,7 +101,21 @@ interface BenchOpts {
   maxTime?: number;
   soak?: number;
   interval?: number;
+  baseline?: string[];
+  failOnRegression?: boolean;
 }
+
+/** `--baseline save file` or `--baseline compare file`, read from the option's two values. */
+interface BaselineAction {
+  action: 'save' | 'compare';
+  file: string;
+}
+
+/** Runs per figure with --baseline when --runs is not given: the runs-bootstrap needs 2 a side. */
+const DEFAULT_BASELINE_RUNS = 3;
+
+/** The name `--suite comprehensive` runs its suite under (and its baselines carry). */
+const COMPREHENSIVE_SUITE = 'comprehensive';
 
 const DEFAULT_TIMEOUT_S = 600;
 
@@ -162,10 +195,17 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
       'with --soak: the reporting interval (default duration / 20, 1s to 60s)',
       parseDurationOption('--interval'),
     )
+    .option(
+      '--baseline <action-and-file...>',
+      `save file: save the figures of --runs runs (default ${DEFAULT_BASELINE_RUNS}) as a baseline; ` +
+        'compare file: set new runs against it (significant changes only)',
+    )
+    .option('--fail-on-regression', 'with --baseline compare: exit 1 on a significant regression')
     .addHelpText(
       'after',
-      '\nExit status: 0 ok; 1 a budget violated or not measured (a workload failed, without --gate);\n' +
-        '2 bad input (command line, budget file, unknown workload, bench suite not built).',
+      '\nExit status: 0 ok; 1 a budget violated or not measured (a workload failed, without --gate;\n' +
+        'a significant regression, with --baseline compare --fail-on-regression);\n' +
+        '2 bad input (command line, budget or baseline file, unknown workload, bench suite not built).',
     )
     .action(async (opts: BenchOpts) => {
       done(await bench(opts, io));
@@ -190,13 +230,16 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
 
 async function bench(opts: BenchOpts, io: CliIo): Promise<number> {
   if (!(await reportWritable(opts.report, io))) return ExitCodes.BAD_INPUT;
+  const baseline = baselineAction(opts, io);
+  if (baseline === false) return ExitCodes.BAD_INPUT;
   try {
-    if (opts.suite !== undefined || opts.soak !== undefined) return await benchInProcess(opts, io);
+    if (opts.suite !== undefined || opts.soak !== undefined) return await benchInProcess(opts, baseline, io);
     if (opts.gate === DEFAULT_GATE) {
       io.stderr('mabeam bench: --gate needs a budget file (a bare --gate only with --suite or --soak)\n');
       return ExitCodes.BAD_INPUT;
     }
     const script = opts.benchScript ?? findBenchScript();
+    if (baseline !== null) return await baselineBench(opts, baseline, script, io);
     return opts.gate === undefined
       ? await plainBench(opts, script, io)
       : await gate(opts, opts.gate, script, io);
@@ -208,6 +251,33 @@ async function bench(opts: BenchOpts, io: CliIo): Promise<number> {
     }
     throw error;
   }
+}
+
+/**
+ * The --baseline action, null without one, or false (after saying why) for bad input: not
+ * `save file` or `compare file`, combined with --gate or --soak, or --fail-on-regression without
+ * `--baseline compare`.
+ */
+function baselineAction(opts: BenchOpts, io: CliIo): BaselineAction | null | false {
+  const bad = (why: string) => {
+    io.stderr(`mabeam bench: ${why}\n`);
+    return false as const;
+  };
+  if (opts.baseline === undefined) {
+    return opts.failOnRegression ? bad('--fail-on-regression needs --baseline compare <file>') : null;
+  }
+  const [action, file, ...rest] = opts.baseline;
+  if ((action !== 'save' && action !== 'compare') || file === undefined || file === '' || rest.length > 0) {
+    return bad(
+      `--baseline takes "save <file>" or "compare <file>", got ${JSON.stringify(opts.baseline.join(' '))}`,
+    );
+  }
+  if (opts.gate !== undefined) return bad('--baseline cannot be used with --gate');
+  if (opts.soak !== undefined) return bad('--baseline cannot be used with --soak');
+  if (opts.failOnRegression && action !== 'compare') {
+    return bad('--fail-on-regression needs --baseline compare <file>');
+  }
+  return { action, file };
 }
 
 function timeoutMs(opts: BenchOpts): number {
@@ -274,12 +344,70 @@ async function gate(opts: BenchOpts, file: string, script: string, io: CliIo): P
     return ExitCodes.OK;
   }
   io.stdout(`gate FAILED: ${report.violations.length} of ${report.rows.length} budgets violated\n`);
-  for (const v of report.violations) io.stdout(`  ${v.workload} (${v.operation}): ${describeViolation(v)}\n`);
+  for (const v of report.violations)
+    io.stdout(`  ${lineName(v.workload, v.labels)} (${v.operation}): ${describeViolation(v)}\n`);
   return ExitCodes.VIOLATION;
 }
 
-/** With --report, before anything runs: can the report be written (its directory made, not a directory)? */
-async function reportWritable(file: string | undefined, io: CliIo): Promise<boolean> {
+/**
+ * `mabeam bench --baseline save|compare file`: the suite run `--runs` times (one invocation each,
+ * so every run of every workload is a fresh process), its medians printed as usual; then the runs
+ * saved as a baseline, or compared with one (a table of every figure with its verdict).
+ */
+async function baselineBench(
+  opts: BenchOpts,
+  baseline: BaselineAction,
+  script: string,
+  io: CliIo,
+): Promise<number> {
+  // Read the baseline, or check it can be written, before anything runs.
+  let saved: Baseline | null = null;
+  if (baseline.action === 'compare') {
+    saved = await loadBaseline(baseline.file);
+    if (saved.suite !== BENCH_BASELINE_SUITE) {
+      throw new BaselineInvalidError(
+        baseline.file,
+        'suite',
+        `is ${JSON.stringify(saved.suite)}, not a bench-suite baseline (${JSON.stringify(BENCH_BASELINE_SUITE)}); ` +
+          'a --suite baseline compares with --suite',
+      );
+    }
+  } else if (!(await reportWritable(baseline.file, io, 'the baseline'))) {
+    return ExitCodes.BAD_INPUT;
+  }
+  const { runs, medians } = await runBenchRuns({
+    script,
+    workloads: opts.only ?? null,
+    runs: opts.runs ?? DEFAULT_BASELINE_RUNS,
+    onStderr: io.stderr,
+    timeoutMs: timeoutMs(opts),
+    onRun: (i, n) => io.stderr(`mabeam bench: run ${i} of ${n}\n`),
+  });
+  if (opts.json) for (const r of medians) io.stdout(`${jsonLine(r)}\n`);
+  else io.stdout(`${resultTable(medians)}\n`);
+  const ran = medians.every((r) => r.fields !== null);
+  if (saved === null) {
+    const written = await saveBaseline(baseline.file, benchBaseline(runs));
+    io.stderr(
+      `mabeam bench: baseline saved to ${baseline.file}: ${written.operations.length} figures, ${runs.length} run${runs.length === 1 ? '' : 's'}\n`,
+    );
+    if (!(await writeReport(opts.report, medians, io))) return ExitCodes.BAD_INPUT;
+    return ran ? ExitCodes.OK : ExitCodes.VIOLATION;
+  }
+  const compared = compareBenchRuns(saved, runs, { file: baseline.file });
+  if (opts.json) for (const line of benchComparisonJsonLines(compared)) io.stdout(`${line}\n`);
+  else io.stdout(`\n${formatBenchComparison(compared, baseline.file)}\n`);
+  if (!(await writeReport(opts.report, { workloads: medians, comparison: compared.comparison }, io)))
+    return ExitCodes.BAD_INPUT;
+  if (!ran) return ExitCodes.VIOLATION;
+  return opts.failOnRegression && compared.regressions.length > 0 ? ExitCodes.VIOLATION : ExitCodes.OK;
+}
+
+/**
+ * With --report (or a baseline to save), before anything runs: can `file` be written (its directory
+ * made, not a directory)?
+ */
+async function reportWritable(file: string | undefined, io: CliIo, what = 'the report'): Promise<boolean> {
   if (file === undefined) return true;
   try {
     await mkdir(dirname(file), { recursive: true });
@@ -288,7 +416,7 @@ async function reportWritable(file: string | undefined, io: CliIo): Promise<bool
     return true;
   } catch (error) {
     io.stderr(
-      `mabeam bench: cannot write the report ${file}: ${error instanceof Error ? error.message : String(error)}\n`,
+      `mabeam bench: cannot write ${what} ${file}: ${error instanceof Error ? error.message : String(error)}\n`,
     );
     return false;
   }
@@ -331,6 +459,7 @@ function runsPerWorkload(
 function rowJson(row: SloRow, runs: number) {
   return {
     workload: row.workload,
+    ...(row.labels === undefined ? {} : { labels: row.labels }),
     operation: row.operation,
     metric: row.metric,
     side: row.side,
@@ -345,8 +474,9 @@ function rowJson(row: SloRow, runs: number) {
   };
 }
 
+/** The suite's JSON line of a result: `{"workload":"w","sampler":"tpe","us_per_trial":41}`. */
 function jsonLine(r: WorkloadResult): string {
-  return JSON.stringify({ workload: r.workload, ...r.fields });
+  return JSON.stringify({ workload: r.workload, ...r.labels, ...r.fields });
 }
 
 function resultTable(results: readonly WorkloadResult[]): string {
@@ -357,7 +487,7 @@ function resultTable(results: readonly WorkloadResult[]): string {
       continue;
     }
     Object.entries(r.fields).forEach(([name, value], i) => {
-      rows.push([i === 0 ? r.workload : '', name, formatFigure(value)]);
+      rows.push([i === 0 ? lineName(r.workload, r.labels) : '', name, formatFigure(value)]);
     });
   }
   const widths = [0, 1, 2].map((c) => Math.max(...rows.map((row) => (row[c] as string).length)));
@@ -419,14 +549,16 @@ function parseDurationOption(name: string) {
   };
 }
 
-/** `--suite comprehensive` or `--soak d`: run in this process; with --gate, check SLOs. */
-async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
+/**
+ * `--suite comprehensive` or `--soak d`: run in this process; with --gate, check SLOs; with
+ * `--suite` and --baseline, save the harness result as a baseline or compare it with one.
+ */
+async function benchInProcess(opts: BenchOpts, baseline: BaselineAction | null, io: CliIo): Promise<number> {
   const clash = [
     ...(opts.suite !== undefined && opts.soak !== undefined ? ['--soak'] : []),
     ...(opts.only === undefined ? [] : ['--only']),
     ...(opts.runs === undefined ? [] : ['--runs']),
     ...(opts.benchScript === undefined ? [] : ['--bench-script']),
-    ...(opts.suite === undefined && opts.report !== undefined ? ['--report'] : []),
     ...(opts.suite === undefined && opts.maxTime !== undefined ? ['--max-time'] : []),
     ...(opts.soak === undefined && opts.interval !== undefined ? ['--interval'] : []),
   ];
@@ -436,6 +568,19 @@ async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
     return ExitCodes.BAD_INPUT;
   }
   if (!(await reportWritable(opts.report, io))) return ExitCodes.BAD_INPUT;
+  // A baseline to compare with is read, and one to save checked, before anything runs.
+  const savedBaseline = baseline?.action === 'compare' ? await loadBaseline(baseline.file) : null;
+  if (savedBaseline !== null && savedBaseline.suite !== COMPREHENSIVE_SUITE) {
+    throw new BaselineInvalidError(
+      baseline?.file as string,
+      'suite',
+      `is ${JSON.stringify(savedBaseline.suite)}, not the ${JSON.stringify(COMPREHENSIVE_SUITE)} suite's ` +
+        '(a baseline of the bench suite compares without --suite)',
+    );
+  }
+  if (baseline?.action === 'save' && !(await reportWritable(baseline.file, io, 'the baseline'))) {
+    return ExitCodes.BAD_INPUT;
+  }
   const budgets =
     opts.gate === undefined
       ? null
@@ -450,11 +595,22 @@ async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
     const result = await comprehensiveSuite({
       sqlite: true,
       ...(opts.maxTime === undefined ? {} : { maxTimeMs: opts.maxTime }),
+      name: COMPREHENSIVE_SUITE,
     }).run({ onResult: (o) => io.stderr(`bench: ${o.name} ${o.state}\n`) });
-    if (budgets === null) io.stdout(opts.json ? renderJsonLines({ result }) : `${renderTable({ result })}\n`);
-    if (!(await writeReport(opts.report, { result }, io))) return ExitCodes.BAD_INPUT;
+    const comparison = savedBaseline === null ? undefined : compareWithBaseline(savedBaseline, result);
+    const input = comparison === undefined ? { result } : { result, comparison };
+    if (budgets === null) io.stdout(opts.json ? renderJsonLines(input) : `${renderTable(input)}\n`);
+    if (baseline?.action === 'save') {
+      const written = await saveBaseline(baseline.file, result);
+      io.stderr(
+        `mabeam bench: baseline saved to ${baseline.file}: ${written.operations.length} operations\n`,
+      );
+    }
+    if (!(await writeReport(opts.report, input, io))) return ExitCodes.BAD_INPUT;
     results = suiteSloResults(result);
     ran = result.operations.every((o) => o.state === 'ok');
+    // (--baseline never comes with --gate: budgets is null here when there is a comparison.)
+    if (opts.failOnRegression && (comparison?.regressions.length ?? 0) > 0) ran = false;
   } else {
     const controller = new AbortController();
     const onSigint = () => {
@@ -475,6 +631,9 @@ async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
       if (budgets === null) {
         io.stdout(opts.json ? soakJsonLines({ ...report, intervals: [] }) : `${formatSoakReport(report)}\n`);
       }
+      if (!(await writeReport(opts.report, { soak: report, title: 'mabeam bench: soak' }, io))) {
+        return ExitCodes.BAD_INPUT;
+      }
       results = [soakSloResult(report)];
     } finally {
       process.removeListener('SIGINT', onSigint);
@@ -492,7 +651,8 @@ async function benchInProcess(opts: BenchOpts, io: CliIo): Promise<number> {
       ? `gate passed: all ${report.rows.length} budgets met\n`
       : `gate FAILED: ${report.violations.length} of ${report.rows.length} budgets violated\n`,
   );
-  for (const v of report.violations) io.stdout(`  ${v.workload} (${v.operation}): ${describeViolation(v)}\n`);
+  for (const v of report.violations)
+    io.stdout(`  ${lineName(v.workload, v.labels)} (${v.operation}): ${describeViolation(v)}\n`);
   return report.ok ? ExitCodes.OK : ExitCodes.VIOLATION;
 }
 

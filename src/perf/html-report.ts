@@ -16,9 +16,13 @@
  * - bench-suite workloads (`workloads`, runner.ts's WorkloadResults: the JSON-lines figures such as
  *   `p50_us`, `p99_us`, `ops_per_s`): a table of every figure, the latency figures they report
  *   (`<svg data-chart="workload-latency">`, one `<rect>` per workload and latency figure) and their
- *   throughput (`<svg data-chart="workload-throughput">`, one `<rect>` per `*_per_s` figure).
+ *   throughput (`<svg data-chart="workload-throughput">`, one `<rect>` per `*_per_s` figure);
+ * - a soak (`soak`, soak.ts's SoakReport): its growth rates, and line charts over time of the
+ *   latency (`soak-latency`: p50 and p99; `soak-operation-p99`: p99 per operation), the process
+ *   memory (`soak-memory`: heap after GC and RSS) and the memory per agent (`soak-agent-memory`),
+ *   each series a `<polyline>` with one `<circle>` per point.
  *
- * Every `<rect>` in a chart is a bar (axes and grids are lines), with its figures in `data-*`
+ * Every `<rect>` in a chart is a bar (axes and grids are lines; the soak's points are `<circle>`s), with its figures in `data-*`
  * attributes and a `<title>` (the browser's tooltip). Scales are linear, or logarithmic when the
  * values of one chart span more than two orders of magnitude (`data-scale="log"`).
  *
@@ -38,6 +42,8 @@ import {
   type ReportInput,
 } from './reporters.js';
 import type { WorkloadResult } from './runner.js';
+import { formatLabels, lineName } from './slo.js';
+import type { SoakInterval, SoakReport } from './soak.js';
 import { quantile, sortedCopy } from './stats.js';
 
 /** What the HTML report renders; every part is optional (a report of nothing says so). */
@@ -48,6 +54,8 @@ export interface HtmlReportInput {
   readonly comparison?: Comparison;
   /** Bench-suite workloads (runner.ts): their figures as a table and bar charts. */
   readonly workloads?: readonly WorkloadResult[];
+  /** A soak (soak.ts): growth rates, and latency and memory over time as line charts. */
+  readonly soak?: SoakReport;
   /** The page's title (default: `mabeam bench` and the suite's name). */
   readonly title?: string;
   /** When the report was made, shown in the page (default: now). */
@@ -467,35 +475,35 @@ const UNIT_NS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, ms: 1e6, s: 
 export interface LatencyField {
   readonly field: string;
   readonly label: string;
-  /** Sort key: the percentile, 50 for the median, 101 for the mean, 102 per op. */
+  /** Sort key: the percentile, 50 for the median, 101 for the mean, 102 per op, 103 per other thing. */
   readonly order: number;
   readonly ns: number;
 }
 
 /**
  * The latency figures among a workload's fields, in nanoseconds, ordered p50, p90, p99, p99.9,
- * then mean, then per-op: `pNN_<unit>` (digits past the second are decimals: p999 is p99.9),
- * `median_<unit>`, `mean_<unit>`, `<unit>_per_op`, with unit ns, us, ms or s.
+ * then mean, then per-op, then other times per thing: `pNN_<unit>` (digits past the second are
+ * decimals: p999 is p99.9), `median_<unit>`, `mean_<unit>`, `<unit>_per_op`, and `<unit>_per_<x>`
+ * (`us_per_trial`, `ns_per_spawn`: labelled `per <x>`), with unit ns, us, ms or s.
  */
 export function latencyFields(fields: Readonly<Record<string, number>>): LatencyField[] {
   const out: LatencyField[] = [];
   for (const [field, value] of Object.entries(fields)) {
-    const m = /^(?:(p\d+|median|mean)_(ns|us|ms|s)|(ns|us|ms|s)_per_op)$/.exec(field);
+    const m = /^(?:(p\d+|median|mean)_(ns|us|ms|s)|(ns|us|ms|s)_per_([a-z0-9_]+))$/.exec(field);
     if (m === null || !Number.isFinite(value)) continue;
     const unit = (m[2] ?? m[3]) as string;
-    const stat = m[1] ?? 'per_op';
+    const stat = m[1];
     let order: number;
     let label: string;
-    if (stat.startsWith('p')) {
-      if (stat === 'per_op') {
-        order = 102;
-        label = 'per op';
-      } else {
-        const digits = stat.slice(1);
-        const pct = digits.length > 2 ? Number(`${digits.slice(0, 2)}.${digits.slice(2)}`) : Number(digits);
-        order = pct;
-        label = `p${pct}`;
-      }
+    if (stat === undefined) {
+      const per = m[4] as string;
+      order = per === 'op' ? 102 : 103;
+      label = `per ${per.replaceAll('_', ' ')}`;
+    } else if (stat.startsWith('p')) {
+      const digits = stat.slice(1);
+      const pct = digits.length > 2 ? Number(`${digits.slice(0, 2)}.${digits.slice(2)}`) : Number(digits);
+      order = pct;
+      label = `p${pct}`;
     } else if (stat === 'median') {
       order = 50;
       label = 'median';
@@ -553,16 +561,18 @@ function workloadLatencyChart(workloads: readonly WorkloadResult[]): string {
     if (w.fields === null) continue;
     const fields = latencyFields(w.fields);
     if (fields.length === 0) continue;
+    const name = lineName(w.workload, w.labels);
     groups.push({
-      name: w.workload,
+      name,
       bars: fields.map((f, i) => ({
         label: f.label,
         value: f.ns,
         color: latencyColor(f.label, i),
         text: formatNanoseconds(f.ns),
-        title: `${w.workload} ${f.field} = ${w.fields?.[f.field]}`,
+        title: `${name} ${f.field} = ${w.fields?.[f.field]}`,
         data: {
           'data-workload': w.workload,
+          ...labelData(w),
           'data-field': f.field,
           'data-value': w.fields?.[f.field] ?? Number.NaN,
           'data-ns': f.ns,
@@ -579,18 +589,20 @@ function workloadThroughputChart(workloads: readonly WorkloadResult[]): string {
     if (w.fields === null) continue;
     const fields = throughputFields(w.fields);
     if (fields.length === 0) continue;
+    const name = lineName(w.workload, w.labels);
     groups.push({
-      name: w.workload,
+      name,
       bars: fields.map((f) => ({
         label: f.derived ? 'ops' : shorten(f.field.replace(/_per_s$/, ''), 12),
         value: f.value,
         color: f.derived ? '#76b7b2' : '#4e79a7',
         text: f.derived ? `${formatRate(f.value)} (1 / ${f.field})` : formatRate(f.value),
         title: f.derived
-          ? `${w.workload}: ${formatRate(f.value)}, from ${f.field} = ${w.fields?.[f.field]}`
-          : `${w.workload} ${f.field} = ${f.value}`,
+          ? `${name}: ${formatRate(f.value)}, from ${f.field} = ${w.fields?.[f.field]}`
+          : `${name} ${f.field} = ${f.value}`,
         data: {
           'data-workload': w.workload,
+          ...labelData(w),
           'data-field': f.field,
           'data-value': f.value,
           ...(f.derived ? { 'data-derived': 'true' } : {}),
@@ -606,9 +618,15 @@ function figure(value: number): string {
   return Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: 4 }) : String(value);
 }
 
+/** `data-labels="sampler=tpe"` for a labelled line of a workload; nothing otherwise. */
+function labelData(w: WorkloadResult): Record<string, string> {
+  const text = formatLabels(w.labels ?? {});
+  return text === '' ? {} : { 'data-labels': text };
+}
+
 function workloadTable(workloads: readonly WorkloadResult[]): string {
   const rows = workloads.map((w) => {
-    const name = `<td>${escapeHtml(w.workload)}</td><td class="num" data-sort="${w.runs}">${w.runs}</td>`;
+    const name = `<td>${escapeHtml(lineName(w.workload, w.labels))}</td><td class="num" data-sort="${w.runs}">${w.runs}</td>`;
     if (w.fields === null) {
       return `<tr class="failed" data-workload="${escapeHtml(w.workload)}">${name}<td class="bad">FAILED</td><td>${escapeHtml(w.error ?? '')}</td></tr>`;
     }
@@ -618,7 +636,7 @@ function workloadTable(workloads: readonly WorkloadResult[]): string {
           `<span class="fig"${attrs({ 'data-field': field, 'data-value': value })}><span class="k">${escapeHtml(field)}</span> ${escapeHtml(figure(value))}</span>`,
       )
       .join(' ');
-    return `<tr data-workload="${escapeHtml(w.workload)}">${name}<td class="ok">ok</td><td>${figs}</td></tr>`;
+    return `<tr${attrs({ 'data-workload': w.workload, ...labelData(w) })}>${name}<td class="ok">ok</td><td>${figs}</td></tr>`;
   });
   return (
     '<table class="sortable" data-table="workloads"><thead><tr><th>workload</th><th>runs</th><th>status</th>' +
@@ -829,9 +847,11 @@ function suiteSection(result: SuiteResult, comparison: Comparison | undefined, b
 
 function workloadSection(workloads: readonly WorkloadResult[]): string {
   const failed = workloads.filter((w) => w.fields === null).length;
+  const names = new Set(workloads.map((w) => w.workload)).size;
+  const lines = names === workloads.length ? '' : ` (${workloads.length} lines)`;
   return [
     '<section data-section="workloads"><h2>Bench suite workloads</h2>',
-    `<p class="meta">${escapeHtml(`${workloads.length} workloads, ${failed} failed; each figure is the median of the runs.`)}</p>`,
+    `<p class="meta">${escapeHtml(`${names} workloads${lines}, ${failed} failed; each figure is the median of the runs.`)}</p>`,
     workloadTable(workloads),
     '<h3>Latency figures</h3>',
     figureOf(
@@ -843,6 +863,227 @@ function workloadSection(workloads: readonly WorkloadResult[]): string {
       workloadThroughputChart(workloads),
       'The rates each workload reports (fields ending in _per_s); for a workload with none, ops/s from its time per op (ns_per_op).',
     ),
+    '</section>',
+  ].join('');
+}
+
+// ---- the soak ------------------------------------------------------------------------------------
+
+/** One line of a time-series chart: points (x in ms since the start, y in the chart's unit). */
+export interface TimeSeries {
+  readonly name: string;
+  readonly color: string;
+  readonly points: readonly { readonly atMs: number; readonly value: number }[];
+}
+
+const SERIES_COLORS = [
+  '#4e79a7',
+  '#f28e2b',
+  '#e15759',
+  '#76b7b2',
+  '#59a14f',
+  '#edc948',
+  '#b07aa1',
+  '#ff9da7',
+  '#9c755f',
+  '#bab0ac',
+];
+
+/**
+ * A time-series chart: x is the time since the start, y the values (linear from 0, or
+ * logarithmic when they span more than a factor of 100); each series a `<polyline>` and one
+ * `<circle>` per point (`data-series`, `data-at-ms`, `data-value`). Points that are not finite
+ * (an interval with no call of an operation) are left out.
+ */
+export function timeSeriesChart(
+  chart: string,
+  label: string,
+  series: readonly TimeSeries[],
+  format: (value: number) => string,
+): string {
+  const height = 230;
+  const top = 12;
+  const x0 = 70;
+  const x1 = WIDTH - 16;
+  const legendH = 16 * Math.ceil(series.length / 4);
+  const plotBottom = height - 44 - legendH;
+  const points = series.map((s) =>
+    s.points.filter((p) => Number.isFinite(p.value) && Number.isFinite(p.atMs)),
+  );
+  const all = points.flat();
+  const y = valueScale(
+    all.map((p) => p.value),
+    plotBottom,
+    top,
+  );
+  const maxX = Math.max(1, ...all.map((p) => p.atMs));
+  const xOf = (ms: number) => x0 + (Math.max(0, ms) / maxX) * (x1 - x0);
+  const parts = [svgOpen(chart, height, label, { 'data-scale': y.kind })];
+  for (const t of y.ticks) {
+    const ty = y(t);
+    parts.push(
+      `<line class="grid" x1="${x0}" x2="${x1}" y1="${px(ty)}" y2="${px(ty)}" stroke="#e3e6ea"/>`,
+      `<text x="${x0 - 6}" y="${px(ty + 4)}" text-anchor="end" fill="#555">${escapeHtml(format(t))}</text>`,
+    );
+  }
+  const xStep = niceStep(maxX / 6 / 1000) * 1000;
+  for (let t = 0; t <= maxX * 1.0001; t += xStep) {
+    parts.push(
+      `<text x="${px(xOf(t))}" y="${px(plotBottom + 14)}" text-anchor="middle" fill="#555">${escapeHtml(`${Number((t / 1000).toPrecision(4))} s`)}</text>`,
+    );
+  }
+  parts.push(
+    `<line class="axis" x1="${x0}" x2="${x1}" y1="${px(plotBottom)}" y2="${px(plotBottom)}" stroke="#888"/>`,
+    `<text x="${px((x0 + x1) / 2)}" y="${px(plotBottom + 28)}" text-anchor="middle" fill="#555">time since the start</text>`,
+  );
+  if (all.length === 0) {
+    parts.push(`<text x="${x0 + 8}" y="${top + 14}" fill="#777">no figures to chart</text>`);
+  }
+  series.forEach((s, i) => {
+    const pts = points[i] ?? [];
+    if (pts.length > 1) {
+      parts.push(
+        `<polyline fill="none" stroke="${s.color}" stroke-width="1.5"${attrs({ 'data-series': s.name })} points="${pts
+          .map((p) => `${px(xOf(p.atMs))},${px(y(p.value))}`)
+          .join(' ')}"/>`,
+      );
+    }
+    for (const p of pts) {
+      parts.push(
+        `<circle cx="${px(xOf(p.atMs))}" cy="${px(y(p.value))}" r="2.5" fill="${s.color}"` +
+          `${attrs({ 'data-series': s.name, 'data-at-ms': p.atMs, 'data-value': p.value })}>` +
+          `<title>${escapeHtml(`${s.name} at ${Number((p.atMs / 1000).toPrecision(4))} s: ${format(p.value)}`)}</title></circle>`,
+      );
+    }
+    const lx = x0 + (i % 4) * 170;
+    const ly = plotBottom + 44 + Math.floor(i / 4) * 16;
+    parts.push(
+      `<line x1="${lx}" x2="${lx + 14}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="3"/>`,
+      `<text x="${lx + 18}" y="${ly}" fill="#222">${escapeHtml(shorten(s.name, 24))}</text>`,
+    );
+  });
+  parts.push('</svg>');
+  return parts.join('');
+}
+
+function soakBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) return String(bytes);
+  const a = Math.abs(bytes);
+  if (a >= 1e9) return `${Number((bytes / 1e9).toPrecision(3))} GB`;
+  if (a >= 1e6) return `${Number((bytes / 1e6).toPrecision(3))} MB`;
+  if (a >= 1e3) return `${Number((bytes / 1e3).toPrecision(3))} kB`;
+  return `${Math.round(bytes)} B`;
+}
+
+function soakMicros(us: number): string {
+  return formatNanoseconds(us * 1e3);
+}
+
+function soakSection(r: SoakReport): string {
+  const memoryPoints = [r.baseline, ...r.intervals.map((i) => i.memory)];
+  const at = (pick: (m: SoakReport['baseline']) => number) =>
+    memoryPoints.map((m) => ({ atMs: m.atMs, value: pick(m) }));
+  const latencyAt = (pick: (i: SoakInterval) => number) =>
+    r.intervals.map((i) => ({ atMs: i.endMs, value: pick(i) }));
+  const g = r.growth;
+  const growthRows: [string, string, string][] = [
+    [
+      'largest agent growth (each agent: its state, mailbox, locals)',
+      `${soakBytes(g.agentBytesPerHourMax)}/h${g.maxAgent === null ? '' : ` (${g.maxAgent})`}`,
+      `target under ${soakBytes(r.targets.agentBytesPerHour)}/h: ${r.targets.agentOk ? 'met' : 'NOT met'}`,
+    ],
+    ['mean agent growth', `${soakBytes(g.agentBytesPerHourMean)}/h`, ''],
+    [
+      'system growth (heap after GC)',
+      `${soakBytes(g.steadyHeapBytesPerDay ?? g.heapBytesPerDay)}/day` +
+        (g.steadyHeapBytesPerDay === null ? ' (all samples)' : ' (from the first interval on)'),
+      `target under ${soakBytes(r.targets.systemBytesPerDay)}/day: ${r.targets.systemOk ? 'met' : 'NOT met'}`,
+    ],
+    ['heap growth over all samples', `${soakBytes(g.heapBytesPerDay)}/day`, ''],
+    ...Object.entries(g.serviceBytesPerHour).map(([name, v]): [string, string, string] => [
+      `service ${name}`,
+      `${soakBytes(v)}/h`,
+      '',
+    ]),
+  ];
+  const intervalRows = r.intervals.map(
+    (i) =>
+      `<tr data-interval="${i.index}"><td class="num">${i.index}</td>${numCell(i.endMs, `${(i.endMs / 1000).toFixed(1)} s`)}` +
+      `${numCell(i.cycles, String(i.cycles))}${numCell(i.overall.p50_us, soakMicros(i.overall.p50_us))}` +
+      `${numCell(i.overall.p99_us, soakMicros(i.overall.p99_us))}${numCell(i.overall.errors, String(i.overall.errors))}` +
+      `${numCell(i.memory.heapUsedBytes, soakBytes(i.memory.heapUsedBytes))}${numCell(i.memory.rssBytes, soakBytes(i.memory.rssBytes))}` +
+      `${numCell(i.memory.liveAgents, String(i.memory.liveAgents))}${numCell(i.memory.agentBytesMean, soakBytes(i.memory.agentBytesMean))}` +
+      `${numCell(i.memory.agentBytesMax, soakBytes(i.memory.agentBytesMax))}</tr>`,
+  );
+  const opSeries: TimeSeries[] = r.operations.map((op, k) => ({
+    name: op,
+    color: SERIES_COLORS[k % SERIES_COLORS.length] as string,
+    points: latencyAt((i) => i.latency[op]?.p99_us ?? Number.NaN),
+  }));
+  return [
+    '<section data-section="soak"><h2>Soak</h2>',
+    `<p class="meta">${escapeHtml(
+      `${(r.elapsedMs / 1000).toFixed(1)} s of ${(r.plannedMs / 1000).toFixed(1)} s` +
+        `${r.stopped === 'aborted' ? ' (stopped early)' : ''}, ${r.cycles} cycles in ${r.intervals.length} intervals ` +
+        `of ${(r.intervalMs / 1000).toFixed(1)} s, started ${r.startedAt}; operations: ${r.operations.join(', ')}.`,
+    )}</p>`,
+    '<h3>Memory growth</h3>',
+    `<table data-table="soak-growth"><thead><tr><th>figure</th><th>rate</th><th>target</th></tr></thead><tbody>${growthRows
+      .map(
+        ([a, b, c]) =>
+          `<tr><td>${escapeHtml(a)}</td><td class="num">${escapeHtml(b)}</td><td>${escapeHtml(c)}</td></tr>`,
+      )
+      .join('')}</tbody></table>`,
+    `<p class="note">${escapeHtml(
+      `Least-squares slopes over ${g.samples} memory samples taken after forced GC. A run under an hour ` +
+        'extrapolates its slopes: read the per-day figure of a short run as an upper bound on noise.',
+    )}</p>`,
+    '<h3>Latency over time</h3>',
+    figureOf(
+      timeSeriesChart(
+        'soak-latency',
+        'latency of every call, per interval',
+        [
+          { name: 'p50', color: '#4e79a7', points: latencyAt((i) => i.overall.p50_us) },
+          { name: 'p99', color: '#f28e2b', points: latencyAt((i) => i.overall.p99_us) },
+        ],
+        soakMicros,
+      ),
+      'p50 and p99 of every call of every operation in each interval, at the interval end.',
+    ),
+    figureOf(
+      timeSeriesChart('soak-operation-p99', 'p99 per operation, per interval', opSeries, soakMicros),
+      'p99 of each operation in each interval.',
+    ),
+    '<h3>Memory over time</h3>',
+    figureOf(
+      timeSeriesChart(
+        'soak-memory',
+        'process memory after forced GC',
+        [
+          { name: 'heap used', color: '#4e79a7', points: at((m) => m.heapUsedBytes) },
+          { name: 'rss', color: '#bab0ac', points: at((m) => m.rssBytes) },
+        ],
+        soakBytes,
+      ),
+      "V8's used heap after forced GC and the resident set size, at the start and at each interval end (process-wide).",
+    ),
+    figureOf(
+      timeSeriesChart(
+        'soak-agent-memory',
+        'memory per agent',
+        [
+          { name: 'mean per agent', color: '#59a14f', points: at((m) => m.agentBytesMean) },
+          { name: 'largest agent', color: '#e15759', points: at((m) => m.agentBytesMax) },
+        ],
+        soakBytes,
+      ),
+      "Each long-lived agent's own memory (state, mailbox, locals): the mean and the largest.",
+    ),
+    '<h3>Intervals</h3>',
+    '<table class="sortable" data-table="soak-intervals"><thead><tr><th>interval</th><th>end</th><th>cycles</th>' +
+      '<th>p50</th><th>p99</th><th>errors</th><th>heap after GC</th><th>rss</th><th>live agents</th>' +
+      `<th>mean/agent</th><th>max/agent</th></tr></thead><tbody>${intervalRows.join('')}</tbody></table>`,
     '</section>',
   ].join('');
 }
@@ -871,8 +1112,9 @@ export function renderHtmlReport(input: HtmlReportInput): string {
     );
   }
   if (workloads !== undefined) body.push(workloadSection(workloads));
+  if (input.soak !== undefined) body.push(soakSection(input.soak));
   if (body.length === 0)
-    body.push('<p class="note">Nothing to report: no suite result and no workloads.</p>');
+    body.push('<p class="note">Nothing to report: no suite result, no workloads and no soak.</p>');
   return [
     '<!DOCTYPE html>',
     '<html lang="en"><head><meta charset="utf-8">',

@@ -1,7 +1,9 @@
 /**
  * mabeam/perf: statistical benchmarks. Suites of operations measured with warm-up, adaptive
  * sample counts and per-operation statistics (harness.ts), the statistics themselves (stats.ts),
- * baselines and the regression test (baseline.ts), and reporters (reporters.ts).
+ * baselines and the regression test (baseline.ts; of the bench suite's figures: bench-baseline.ts),
+ * reporters (reporters.ts, html-report.ts), SLOs and budgets (slo.ts), the bench runner
+ * (runner.ts), memory growth (memory.ts), the comprehensive suite and the soak.
  */
 
 export {
@@ -35,6 +37,19 @@ export {
   toBaseline,
 } from './baseline.js';
 export {
+  BENCH_BASELINE_SUITE,
+  type BenchComparison,
+  benchBaseline,
+  benchComparisonJsonLines,
+  compareBenchRuns,
+  describeBenchTest,
+  type FieldDirection,
+  type FigureComparison,
+  fieldDirection,
+  figureName,
+  formatBenchComparison,
+} from './bench-baseline.js';
+export {
   type AllocationResult,
   type BenchEnvironment,
   type BenchErrorCode,
@@ -67,7 +82,9 @@ export {
   latencyFields,
   renderHtmlReport,
   type ThroughputField,
+  type TimeSeries,
   throughputFields,
+  timeSeriesChart,
 } from './html-report.js';
 export * from './memory.js';
 export {

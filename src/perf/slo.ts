@@ -9,7 +9,10 @@
  *                      "p99": { "max": 50, "unit": "ms" } } ] }
  *
  * Metrics: `p99` and `mean` latency (at most), `throughput` (at least), `successRate` (at least)
- * and `memoryGrowth` per hour or day (at most). Bounds are inclusive. A measured result is what a
+ * and `memoryGrowth` per hour or day (at most). Bounds are inclusive. A workload that reports
+ * several lines (one per sampler, told apart by string labels) is bounded line by line: an SLO
+ * applies to every line of its workload, or to those its `where` selects (`{"sampler": "tpe"}`),
+ * one row per line. A measured result is what a
  * workload reports: named fields whose names carry their unit (`p99_us`, `ns_per_op`,
  * `rounds_per_s`, `decided_share`, `bytes_per_hour`), as in shared/BENCH_SPEC.md; each bound reads
  * a default field for its metric or the one it names (`field`), converted to the bound's unit. A
@@ -243,6 +246,14 @@ export const SloSchema = z
     note: z.string().optional(),
     /** How many runs to take the median of (overrides the file's `runs`). */
     runs: z.int().min(1).optional(),
+    /**
+     * Which lines of a workload that reports several (one per sampler, say) this SLO bounds: the
+     * lines whose labels include all of these (`{"sampler": "tpe"}`). Default: every line.
+     */
+    where: z
+      .record(z.string().min(1), z.string())
+      .refine((w) => Object.keys(w).length > 0, 'names no label: give at least one, or leave "where" out')
+      .optional(),
     p99: MaxTimeBoundSchema.optional(),
     mean: MaxTimeBoundSchema.optional(),
     throughput: ThroughputBoundSchema.optional(),
@@ -340,6 +351,8 @@ export async function loadBudgets(file: string): Promise<Budgets> {
  */
 export interface SloResult {
   workload: string;
+  /** Which line of the workload this is, when it reports several (`{ sampler: 'tpe' }`). */
+  labels?: Readonly<Record<string, string>> | undefined;
   fields: Readonly<Record<string, number>> | null;
   error?: string | null;
 }
@@ -347,6 +360,8 @@ export interface SloResult {
 /** One budgeted figure against its measurement. */
 export interface SloRow {
   workload: string;
+  /** The labels of the line it was measured on, when the workload reports labelled lines. */
+  labels?: Readonly<Record<string, string>>;
   /** The SLO's operation (its workload when it names none). */
   operation: string;
   metric: SloMetric;
@@ -380,8 +395,13 @@ type AnyBound = {
   fieldUnit?: SloUnit | undefined;
 };
 
-function checkOne(slo: Slo, result: SloResult | undefined): SloRow[] {
+/**
+ * The rows of one SLO against one result (a line of its workload, or the failed workload), or
+ * against no result: then every row is "not measured", with `missing` as the reason when given.
+ */
+function checkOne(slo: Slo, result: SloResult | undefined, missing?: string): SloRow[] {
   const operation = slo.operation ?? slo.workload;
+  const labels = result?.fields === null ? undefined : result?.labels;
   const rows: SloRow[] = [];
   for (const metric of SLO_METRICS) {
     const bound = slo[metric] as AnyBound | undefined;
@@ -400,9 +420,10 @@ function checkOne(slo: Slo, result: SloResult | undefined): SloRow[] {
       ok: false,
       detail: '',
     };
+    if (labels !== undefined && Object.keys(labels).length > 0) row.labels = labels;
     rows.push(row);
     if (result === undefined) {
-      row.detail = 'not measured: no result for this workload';
+      row.detail = missing ?? 'not measured: no result for this workload';
       continue;
     }
     if (result.fields === null) {
@@ -443,19 +464,78 @@ export function checkSlos(results: readonly SloResult[], budgets: Budgets | read
   let list: readonly Slo[];
   if (Array.isArray(budgets)) list = budgets.length === 0 ? [] : parseBudgets({ budgets }).budgets;
   else list = parseBudgets(budgets).budgets;
-  const byWorkload = new Map<string, SloResult>();
-  for (const r of results) if (!byWorkload.has(r.workload)) byWorkload.set(r.workload, r);
-  const rows = list.flatMap((slo) => checkOne(slo, byWorkload.get(slo.workload)));
+  // Per workload, its lines (the first result per label set) in order.
+  const byWorkload = new Map<string, Map<string, SloResult>>();
+  for (const r of results) {
+    let lines = byWorkload.get(r.workload);
+    if (lines === undefined) {
+      lines = new Map();
+      byWorkload.set(r.workload, lines);
+    }
+    const key = r.fields === null ? '\u0000failed' : labelKey(r.labels ?? {});
+    if (!lines.has(key)) lines.set(key, r);
+  }
+  const rows = list.flatMap((slo) => {
+    const lines = [...(byWorkload.get(slo.workload)?.values() ?? [])];
+    if (lines.length === 0) return checkOne(slo, undefined);
+    const failed = lines.find((r) => r.fields === null);
+    if (failed !== undefined) return checkOne(slo, failed);
+    const where = slo.where;
+    const selected = where === undefined ? lines : lines.filter((r) => labelsMatch(where, r.labels));
+    if (selected.length === 0) {
+      const had = lines.map((r) => formatLabels(r.labels ?? {}) || '(no labels)').join('; ');
+      return checkOne(
+        slo,
+        undefined,
+        `not measured: no line of the workload has ${formatLabels(where ?? {})} (its lines: ${had})`,
+      );
+    }
+    return selected.flatMap((r) => checkOne(slo, r));
+  });
   const violations = rows.filter((r) => !r.ok);
   return { rows, violations, ok: violations.length === 0 };
+}
+
+// ---- labelled lines ----------------------------------------------------------------------------
+
+/** `sampler=tpe,seed=1` in the labels' own order; '' for none. */
+export function formatLabels(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+/** The identity of a line among its workload's lines: its labels sorted by name (`formatLabels`). */
+export function labelKey(labels: Readonly<Record<string, string>>): string {
+  return formatLabels(
+    Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  );
+}
+
+/** `tune_overhead{sampler=tpe}`; the bare workload name for a line without labels. */
+export function lineName(workload: string, labels?: Readonly<Record<string, string>>): string {
+  const text = labels === undefined ? '' : formatLabels(labels);
+  return text === '' ? workload : `${workload}{${text}}`;
+}
+
+/** True when `labels` has every label of `where` with the same value. */
+export function labelsMatch(
+  where: Readonly<Record<string, string>>,
+  labels: Readonly<Record<string, string>> | undefined,
+): boolean {
+  return Object.entries(where).every(
+    ([k, v]) => labels !== undefined && Object.hasOwn(labels, k) && labels[k] === v,
+  );
 }
 
 /**
  * Throw SloViolationError unless `result` meets every bound of `slo`. The message names the
  * operation, each broken figure, its measured value and its bound (or why it was not measured).
- * `result` may be a workload result or just its fields.
+ * `result` may be a workload result or just its fields (string fields are the line's labels). With
+ * `where`, a result whose labels do not match is an InvalidArgumentError (it is not the line the
+ * SLO bounds).
  */
-export function assertSlo(result: SloResult | Readonly<Record<string, number>>, slo: Slo): void {
+export function assertSlo(result: SloResult | Readonly<Record<string, number | string>>, slo: Slo): void {
   const parsed = SloSchema.safeParse(slo);
   if (!parsed.success) {
     throw new InvalidArgumentError(
@@ -465,15 +545,35 @@ export function assertSlo(result: SloResult | Readonly<Record<string, number>>, 
         .join('; '),
     );
   }
-  const r: SloResult = isSloResult(result) ? result : { workload: parsed.data.workload, fields: result };
+  const r: SloResult = isSloResult(result) ? result : plainResult(parsed.data.workload, result);
   if (r.workload !== parsed.data.workload) {
     throw new InvalidArgumentError(
       'result',
       `is for workload ${JSON.stringify(r.workload)}, the SLO for ${JSON.stringify(parsed.data.workload)}`,
     );
   }
+  const where = parsed.data.where;
+  if (where !== undefined && r.fields !== null && r.labels !== undefined && !labelsMatch(where, r.labels)) {
+    throw new InvalidArgumentError(
+      'result',
+      `is the line ${lineName(r.workload, r.labels)}, the SLO bounds the lines with ${formatLabels(where)}`,
+    );
+  }
   const violations = checkOne(parsed.data, r).filter((row) => !row.ok);
   if (violations.length > 0) throw new SloViolationError(violations);
+}
+
+/** Bare fields as a result: string values are the line's labels, numbers its figures. */
+function plainResult(workload: string, fields: Readonly<Record<string, number | string>>): SloResult {
+  const figures: Record<string, number> = {};
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (typeof v === 'string') labels[k] = v;
+    else figures[k] = v;
+  }
+  return Object.keys(labels).length === 0
+    ? { workload, fields: figures }
+    : { workload, labels, fields: figures };
 }
 
 function isSloResult(value: unknown): value is SloResult {
@@ -512,13 +612,14 @@ export function describeViolation(row: SloRow): string {
 }
 
 /**
- * A readable table of the rows: workload, operation, metric, bound, measured (in the bound's
- * unit), the field it came from with its raw value, and ok / FAIL.
+ * A readable table of the rows: workload (with the line's labels, `tune_overhead{sampler=tpe}`,
+ * when it has any), operation, metric, bound, measured (in the bound's unit), the field it came
+ * from with its raw value, and ok / FAIL.
  */
 export function formatSloTable(rows: readonly SloRow[]): string {
   const header = ['workload', 'operation', 'metric', 'bound', 'measured', 'from field', 'status'];
   const body = rows.map((r) => [
-    r.workload,
+    lineName(r.workload, r.labels),
     r.operation,
     r.metric,
     formatBound(r),

@@ -164,6 +164,11 @@ export interface SoakMemory {
   readonly agentBytesTotal: number;
   /** Each service's own structures (sizeOf); null when it could not be walked. */
   readonly serviceBytes: Readonly<Record<string, number | null>>;
+  /**
+   * The runtime's own structures (sizeOf of the Runtime: its process table and queues, not the
+   * agents' processes); null when it could not be walked.
+   */
+  readonly runtimeBytes: number | null;
 }
 
 /** One reporting interval. */
@@ -205,6 +210,14 @@ export interface SoakGrowth {
   readonly steadyHeapBytesPerDay: number | null;
   /** Each service's own growth (bytes per hour). */
   readonly serviceBytesPerHour: Readonly<Record<string, number>>;
+  /** The runtime's own structures' growth (bytes per hour). */
+  readonly runtimeBytesPerHour: number;
+  /**
+   * The platform's own structures together: the runtime's and every service's slope, by the size
+   * walk (bytes per hour). Unlike the heap, a walk has no noise from the JIT or V8's heap sizing,
+   * so it can be read from a short run.
+   */
+  readonly structuresBytesPerHour: number;
 }
 
 /** The targets (BENCH_SPEC.md, last paragraph) and whether this run met them. */
@@ -461,6 +474,7 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
     const services = (): Record<string, object> => Object.assign({}, ...fixtures.map((f) => f.services()));
     const perAgent = new Map<string, Slope>();
     const perService = new Map<string, Slope>();
+    const runtimeSlope = new Slope();
     const heap = new Slope();
     const steadyHeap = new Slope(); // from the first interval on
 
@@ -497,6 +511,13 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
           serviceBytes[name] = null;
         }
       }
+      let runtimeBytes: number | null = null;
+      try {
+        runtimeBytes = sizeOf(runtime).bytes;
+        runtimeSlope.add(atMs / HOUR_MS, runtimeBytes);
+      } catch {
+        runtimeBytes = null;
+      }
       heap.add(atMs / HOUR_MS, usage.heapUsed);
       if (heap.n > 1) steadyHeap.add(atMs / HOUR_MS, usage.heapUsed);
       return {
@@ -509,6 +530,7 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
         agentBytesMax: max,
         agentBytesTotal: total,
         serviceBytes,
+        runtimeBytes,
       };
     };
 
@@ -593,6 +615,11 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
       steadyHeapBytesPerHour: steady,
       steadyHeapBytesPerDay: steady === null ? null : steady * 24,
       serviceBytesPerHour: Object.fromEntries([...perService].map(([name, series]) => [name, series.value])),
+      runtimeBytesPerHour: runtimeSlope.value,
+      structuresBytesPerHour: [...perService.values()].reduce(
+        (sum, series) => sum + series.value,
+        runtimeSlope.value,
+      ),
     };
     return {
       startedAt,
@@ -625,6 +652,74 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
   }
 }
 
+// ---- sustained growth ------------------------------------------------------------------------------
+
+/** One point of a memory series: when (ms) and how many bytes. */
+export interface GrowthPoint {
+  readonly atMs: number;
+  readonly bytes: number;
+}
+
+/**
+ * Sustained growth of a memory series, in bytes per hour: the smaller of the least-squares slopes
+ * over its first half and its second half (the middle point in both). Growth that goes on (a leak)
+ * shows in both halves; a one-time step (a table or ring buffer doubling its capacity at a new
+ * high-water mark, then flat) shows in one half only, so it does not count. That is what lets a
+ * short run judge growth per hour or day: one 16 KB step in a 6 s run can make a least-squares slope
+ * of several MB per day (6.6 MB measured), and its sustained growth is 0. Needs 3 points or more (throws InvalidArgumentError otherwise).
+ */
+export function sustainedGrowthPerHour(points: readonly GrowthPoint[]): number {
+  if (!Array.isArray(points) || points.length < 3) {
+    throw new InvalidArgumentError('points', 'needs at least 3 points', points?.length);
+  }
+  const mid = (points.length - 1) >> 1;
+  const slopeOf = (part: readonly GrowthPoint[]) => {
+    const slope = new Slope();
+    for (const p of part) slope.add(p.atMs / HOUR_MS, p.bytes);
+    return slope.value;
+  };
+  return Math.min(slopeOf(points.slice(0, mid + 1)), slopeOf(points.slice(mid)));
+}
+
+/** The memory samples of a soak (the baseline, then each interval's) as one series per figure. */
+export function soakMemorySeries(
+  report: Pick<SoakReport, 'baseline' | 'intervals'>,
+  bytes: (m: SoakMemory) => number,
+): GrowthPoint[] {
+  return [report.baseline, ...report.intervals.map((i) => i.memory)].map((m) => ({
+    atMs: m.atMs,
+    bytes: bytes(m),
+  }));
+}
+
+/**
+ * Sustained growth of the platform's own structures, in bytes per hour: the sum, over the runtime
+ * and every service, of each one's sustained growth (sustainedGrowthPerHour of its series, by the
+ * size walk; a sample it could not be walked at is left out of its series). Taken per structure,
+ * so two one-time steps of different structures, one in each half of the run, do not add up to
+ * growth.
+ */
+export function sustainedStructuresGrowthPerHour(report: Pick<SoakReport, 'baseline' | 'intervals'>): number {
+  const samples = [report.baseline, ...report.intervals.map((i) => i.memory)];
+  const series = new Map<string, GrowthPoint[]>();
+  const add = (key: string, atMs: number, bytes: number | null | undefined) => {
+    if (bytes === null || bytes === undefined) return;
+    let points = series.get(key);
+    if (points === undefined) {
+      points = [];
+      series.set(key, points);
+    }
+    points.push({ atMs, bytes });
+  };
+  for (const m of samples) {
+    add('\u0000runtime', m.atMs, m.runtimeBytes);
+    for (const [name, bytes] of Object.entries(m.serviceBytes)) add(name, m.atMs, bytes);
+  }
+  let total = 0;
+  for (const points of series.values()) if (points.length >= 3) total += sustainedGrowthPerHour(points);
+  return total;
+}
+
 // ---- SLOs and reporting ----------------------------------------------------------------------------
 
 /** The system growth the target is judged on: the steady slope when there is one, else the whole. */
@@ -642,6 +737,7 @@ export function soakSloResult(report: SoakReport): SloResult {
       system_bytes_per_day: systemBytesPerDay(report.growth),
       system_bytes_per_hour: systemBytesPerDay(report.growth) / 24,
       system_all_samples_bytes_per_day: report.growth.heapBytesPerDay,
+      structures_bytes_per_day: report.growth.structuresBytesPerHour * 24,
     },
   };
 }
@@ -806,6 +902,10 @@ export function formatSoakReport(r: SoakReport): string {
   );
   const svc = Object.entries(g.serviceBytesPerHour);
   if (svc.length > 0) out.push(`  services: ${svc.map(([n, s]) => `${n} ${fmtBytes(s)}/h`).join(', ')}`);
+  out.push(
+    `  platform structures (runtime ${fmtBytes(g.runtimeBytesPerHour)}/h and services, by the walk): ` +
+      `${fmtBytes(g.structuresBytesPerHour * 24)}/day`,
+  );
   if (r.elapsedMs < HOUR_MS) {
     out.push('  (a run under an hour extrapolates its slopes: read them as an upper bound on noise)');
   }

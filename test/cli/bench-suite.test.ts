@@ -4,11 +4,12 @@
  * has, and bad input (exit 2). Exit codes of gates are not asserted as passes: that would assert
  * speed on a shared machine.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExitCodes, main } from '../../src/cli/main.js';
+import { loadBaseline } from '../../src/perf/baseline.js';
 import { COMPREHENSIVE_OPERATIONS } from '../../src/perf/suite-comprehensive.js';
 
 interface Run {
@@ -76,9 +77,9 @@ describe('mabeam bench --suite comprehensive', () => {
     const bareGate = await cli(['--gate']);
     expect(bareGate.code).toBe(ExitCodes.BAD_INPUT);
     expect(bareGate.err).toContain('--gate needs a budget file');
-    const soakReport = await cli(['--soak', '1s', '--report', join(tmpdir(), 'never.html')]);
-    expect(soakReport.code).toBe(ExitCodes.BAD_INPUT);
-    expect(soakReport.err).toContain('--report cannot be used with --soak');
+    const soakBaseline = await cli(['--soak', '1s', '--baseline', 'save', join(tmpdir(), 'never.json')]);
+    expect(soakBaseline.code).toBe(ExitCodes.BAD_INPUT);
+    expect(soakBaseline.err).toContain('--baseline cannot be used with --soak');
   });
 
   it('--report writes the harness result as an HTML report with its charts', async () => {
@@ -91,6 +92,43 @@ describe('mabeam bench --suite comprehensive', () => {
       expect(html).toContain('data-chart="latency-distribution"');
       expect(html).toContain('data-chart="percentiles"');
       for (const op of COMPREHENSIVE_OPERATIONS) expect(html).toContain(op);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('mabeam bench --suite comprehensive --baseline', () => {
+  it('saves the harness result as a baseline, then compares a new run with it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mabeam-suite-baseline-'));
+    const file = join(dir, 'suite.json');
+    try {
+      const saved = await cli(['--suite', 'comprehensive', '--max-time', '1', '--baseline', 'save', file]);
+      expect(saved.code, saved.err).toBe(ExitCodes.OK);
+      expect(saved.err).toContain(`baseline saved to ${file}:`);
+      const b = await loadBaseline(file);
+      expect(b.suite).toBe('comprehensive');
+      expect(b.operations.map((o) => o.name)).toEqual(expect.arrayContaining(['service_discovery']));
+      const compared = await cli([
+        '--suite',
+        'comprehensive',
+        '--max-time',
+        '1',
+        '--baseline',
+        'compare',
+        file,
+      ]);
+      // Not asserted: the verdicts (that would assert speed); only that every operation has one.
+      expect(compared.code, compared.err).toBe(ExitCodes.OK);
+      expect(compared.out).toContain('vs baseline (ratio of medians, 95% CI)');
+      expect(compared.out).toMatch(/^service_discovery\s.*(no significant change|regression|improvement)$/m);
+      // A bench-suite baseline is another suite's: bad input, before the suite runs.
+      const bench = join(dir, 'bench.json');
+      await writeFile(bench, JSON.stringify({ ...b, suite: 'mabeam-bench' }));
+      const wrong = await cli(['--suite', 'comprehensive', '--baseline', 'compare', bench]);
+      expect(wrong.code).toBe(ExitCodes.BAD_INPUT);
+      expect(wrong.err).toContain('is "mabeam-bench", not the "comprehensive" suite');
+      expect(wrong.err).not.toContain('bench: service_discovery');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -124,6 +162,33 @@ describe('mabeam bench --soak', () => {
     expect(r.out).toContain('per agent:');
     // The handler is gone afterwards.
     expect(process.listenerCount('SIGINT')).toBe(sigintListeners);
+  });
+
+  it('--report writes memory and latency over time as line charts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mabeam-soak-report-'));
+    const file = join(dir, 'soak.html');
+    try {
+      const r = await cli(['--soak', '400ms', '--interval', '200ms', '--report', file]);
+      expect(r.code, r.err).toBe(ExitCodes.OK);
+      expect(r.err).toContain(`report written to ${file}`);
+      expect(r.out).toContain('per agent:');
+      const html = await readFile(file, 'utf8');
+      const intervals = (html.match(/<tr data-interval="/g) ?? []).length;
+      expect(intervals).toBeGreaterThanOrEqual(1);
+      const points = (chart: string, series: string) => {
+        const svg =
+          new RegExp(`<svg\\b[^>]*data-chart="${chart}"[^>]*>[\\s\\S]*?</svg>`).exec(html)?.[0] ?? '';
+        return (svg.match(new RegExp(`<circle\\b[^>]*data-series="${series}"`, 'g')) ?? []).length;
+      };
+      // Latency: one point per interval; memory: the baseline, then one per interval.
+      expect(points('soak-latency', 'p99')).toBe(intervals);
+      expect(points('soak-memory', 'heap used')).toBe(intervals + 1);
+      expect(points('soak-agent-memory', 'largest agent')).toBe(intervals + 1);
+      expect(html).toContain('data-chart="soak-operation-p99"');
+      expect(html).toContain('<title>mabeam bench: soak</title>');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('--json: a line per interval, then a summary line', async () => {

@@ -19,8 +19,10 @@ import {
   latencyFields,
   renderHtmlReport,
   throughputFields,
+  timeSeriesChart,
 } from '../../src/perf/html-report.js';
 import type { WorkloadResult } from '../../src/perf/runner.js';
+import type { SoakInterval, SoakMemory, SoakReport } from '../../src/perf/soak.js';
 import { seededRandom, sortedCopy, summarize } from '../../src/perf/stats.js';
 
 // ---- fixtures ------------------------------------------------------------------------------------
@@ -145,6 +147,70 @@ const workloads: WorkloadResult[] = [
   { workload: `evil${EVIL}`, runs: 1, fields: null, error: `crashed: ${EVIL}` },
 ];
 
+/** A soak of three intervals, one operation named with markup; an interval where it made no call. */
+function soakMemory(atMs: number, k: number): SoakMemory {
+  return {
+    atMs,
+    heapUsedBytes: 40e6 + k * 1e5,
+    rssBytes: 90e6 + k * 2e5,
+    liveAgents: 230,
+    trackedAgents: 25,
+    agentBytesMean: 400 + k,
+    agentBytesMax: 900 + k,
+    agentBytesTotal: 25 * (400 + k),
+    serviceBytes: { registry: 9000 },
+    runtimeBytes: 27_000,
+  };
+}
+
+function soakLatency(p50: number, n: number) {
+  return n === 0
+    ? { n: 0, p50_us: Number.NaN, p99_us: Number.NaN, mean_us: Number.NaN, max_us: Number.NaN, errors: 0 }
+    : { n, p50_us: p50, p99_us: p50 * 4, mean_us: p50 * 1.5, max_us: p50 * 9, errors: 0 };
+}
+
+const SOAK_OPS = ['service_discovery', `evil${EVIL}`];
+const soakIntervals: SoakInterval[] = [1, 2, 3].map((k) => ({
+  index: k,
+  startMs: (k - 1) * 1000,
+  endMs: k * 1000,
+  cycles: 100,
+  latency: {
+    service_discovery: soakLatency(2 + k, 100),
+    [`evil${EVIL}`]: soakLatency(50, k === 2 ? 0 : 100),
+  },
+  overall: soakLatency(10 + k, 200),
+  spawned: 10,
+  exited: 10,
+  memory: soakMemory(k * 1000, k),
+}));
+const soakReport: SoakReport = {
+  startedAt: '2025-01-02T03:04:05.000Z',
+  plannedMs: 3000,
+  elapsedMs: 3000,
+  intervalMs: 1000,
+  stopped: 'duration',
+  cycles: 300,
+  operations: SOAK_OPS,
+  churnAgents: 10,
+  baseline: soakMemory(0, 0),
+  intervals: soakIntervals,
+  growth: {
+    samples: 4,
+    agentBytesPerHourMean: 1200,
+    agentBytesPerHourMax: 3600,
+    maxAgent: '<mabeam-1.0.7>',
+    heapBytesPerHour: 1e8,
+    heapBytesPerDay: 2.4e9,
+    steadyHeapBytesPerHour: 1e8,
+    steadyHeapBytesPerDay: 2.4e9,
+    serviceBytesPerHour: { registry: 0 },
+    runtimeBytesPerHour: 0,
+    structuresBytesPerHour: 0,
+  },
+  targets: { agentBytesPerHour: 1e6, systemBytesPerDay: 10e6, agentOk: true, systemOk: false },
+};
+
 const BINS = 30;
 const okOps = operations.filter((o): o is OperationOk => o.state === 'ok');
 const expectedBins = okOps.map((o) => histogramBins(o.samples, BINS).length);
@@ -158,7 +224,7 @@ const workloadThroughputBars = workloads.reduce(
   0,
 );
 /** Every chart of the full report, with its bars. */
-const expectedCharts = okOps.length + 4;
+const expectedCharts = okOps.length + 4 + 4;
 const expectedBars =
   expectedBins.reduce((a, b) => a + b, 0) +
   4 * okOps.length +
@@ -171,6 +237,7 @@ function fullReport(): string {
     result,
     comparison,
     workloads,
+    soak: soakReport,
     bins: BINS,
     title: `bench ${EVIL}`,
     generatedAt: '2025-01-02T03:04:05.000Z',
@@ -241,6 +308,84 @@ describe('workload figures', () => {
       { field: 'us_per_op', value: 250_000, derived: true },
     ]);
     expect(throughputFields({ ns_per_op: 0 })).toEqual([]);
+  });
+
+  it('reads any time per thing (us_per_trial, ns_per_spawn) after the time per op', () => {
+    const f = latencyFields({ us_per_trial_last100: 9, ns_per_op: 2, us_per_trial: 4, p50_us: 1 });
+    expect(f.map((x) => [x.field, x.label, x.ns])).toEqual([
+      ['p50_us', 'p50', 1000],
+      ['ns_per_op', 'per op', 2],
+      ['us_per_trial_last100', 'per trial last100', 9000],
+      ['us_per_trial', 'per trial', 4000],
+    ]);
+  });
+});
+
+/** The opening tags of the `<circle>`s (points) of one series in `svg`. */
+function points(svg: string, series: string): string[] {
+  return (svg.match(/<circle\b[^>]*>/g) ?? []).filter((t) => attr(t, 'data-series') === escapeHtml(series));
+}
+
+describe('the soak in the report', () => {
+  const html = renderHtmlReport({ soak: soakReport, generatedAt: '2025-01-02T03:04:05.000Z' });
+
+  it('charts latency and memory over time: a point per interval (memory: and at the start)', () => {
+    const latency = charts(html, 'soak-latency')[0] as string;
+    expect(points(latency, 'p99').map((t) => [attr(t, 'data-at-ms'), attr(t, 'data-value')])).toEqual([
+      ['1000', '44'],
+      ['2000', '48'],
+      ['3000', '52'],
+    ]);
+    expect(points(latency, 'p50')).toHaveLength(3);
+    const memory = charts(html, 'soak-memory')[0] as string;
+    expect(points(memory, 'heap used').map((t) => attr(t, 'data-value'))).toEqual([
+      '40000000',
+      '40100000',
+      '40200000',
+      '40300000',
+    ]);
+    expect(points(memory, 'rss')).toHaveLength(4);
+    expect(points(charts(html, 'soak-agent-memory')[0] as string, 'largest agent')).toHaveLength(4);
+    // Per operation; an interval without a call of an operation has no point for it.
+    const perOp = charts(html, 'soak-operation-p99')[0] as string;
+    expect(points(perOp, 'service_discovery')).toHaveLength(3);
+    expect(points(perOp, `evil${EVIL}`)).toHaveLength(2);
+    expect(count(perOp, /<polyline\b/g)).toBe(2);
+  });
+
+  it('tabulates the growth rates with their targets, and every interval', () => {
+    expect(html).toContain('3.6 kB/h (&lt;mabeam-1.0.7&gt;)');
+    expect(html).toContain('target under 10 MB/day: NOT met');
+    expect(html).toContain('target under 1 MB/h: met');
+    expect(count(html, /<tr data-interval="/g)).toBe(3);
+    expect(html).toContain('<title>mabeam bench</title>');
+  });
+
+  it('escapes operation names in series, legends and tooltips', () => {
+    expect(html).not.toContain(EVIL);
+    expect(count(html, /<script\b/g)).toBe(1);
+    expect(count(html, /<img\b/g)).toBe(0);
+  });
+
+  it('a chart of no points says so; a log scale for values spanning decades', () => {
+    const empty = timeSeriesChart('t', 'nothing', [{ name: 'a', color: '#000', points: [] }], String);
+    expect(empty).toContain('no figures to chart');
+    const wide = timeSeriesChart(
+      't',
+      'wide',
+      [
+        {
+          name: 'a',
+          color: '#000',
+          points: [
+            { atMs: 0, value: 1 },
+            { atMs: 1, value: 1e4 },
+          ],
+        },
+      ],
+      String,
+    );
+    expect(wide).toContain('data-scale="log"');
   });
 });
 
@@ -443,6 +588,9 @@ describe('the report in headless Chromium', () => {
     expect(dom).toContain('1.32x [1.25, 1.40] regression');
     expect(dom).toContain('1.2 M/s');
     expect(dom).toContain('120 µs');
+    // The soak's line charts: their points are circles.
+    expect(points(charts(dom, 'soak-memory')[0] as string, 'heap used')).toHaveLength(4);
+    expect(points(charts(dom, 'soak-operation-p99')[0] as string, 'service_discovery')).toHaveLength(3);
   });
 
   it('escaped the user-supplied names: nothing was injected', () => {

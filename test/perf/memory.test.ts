@@ -43,12 +43,23 @@ const Clean = behaviour<void, { count: number; last: number }, never, never, num
   handleCast: (i, s) => ({ count: s.count + 1, last: i }),
 });
 
+/**
+ * A settle that waits until the agent took every message cast to it, then one more turn: the
+ * scheduler's time slices can leave messages queued after a single turn on a loaded machine.
+ */
+function drained(ref: Parameters<Runtime['whenMailboxBelow']>[0]): () => Promise<void> {
+  return async () => {
+    await runtime?.whenMailboxBelow(ref, 1);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  };
+}
+
 describe('measureGrowth on agents', () => {
   it('finds a leaking agent: growth per iteration is about the bytes it keeps', async () => {
     runtime = new Runtime();
     const ref = runtime.spawnSync(Leaky, undefined);
     const perItem = sizeOf(item(7)).bytes + 8; // plus its slot in the array
-    const r = await measureGrowth(ref, (i) => runtime.cast(ref, i), 200, { gc });
+    const r = await measureGrowth(ref, (i) => runtime.cast(ref, i), 200, { gc, settle: drained(ref) });
     expect(r.scope).toBe('agent');
     expect(r.method).toBe('walk');
     expect(r.samples).toHaveLength(11);
@@ -62,7 +73,11 @@ describe('measureGrowth on agents', () => {
   it('passes a clean agent under the bound', async () => {
     runtime = new Runtime();
     const ref = runtime.spawnSync(Clean, undefined);
-    const r = await measureGrowth(ref, (i) => runtime.cast(ref, i), 300, { gc, samples: 3 });
+    const r = await measureGrowth(ref, (i) => runtime.cast(ref, i), 300, {
+      gc,
+      samples: 3,
+      settle: drained(ref),
+    });
     expect(Math.abs(r.bytesPerIteration)).toBeLessThan(1024);
     expect(r.totalBytes).toBe(0);
   });

@@ -14,7 +14,11 @@ import {
   checkSlos,
   convertUnit,
   fieldUnit,
+  formatLabels,
   formatSloTable,
+  labelKey,
+  labelsMatch,
+  lineName,
   loadBudgets,
   parseBudgets,
   type Slo,
@@ -395,9 +399,109 @@ describe('budget files', () => {
     );
   });
 
-  it('the repository CI budget file is valid', async () => {
+  it('the repository CI budget file is valid, and bounds every roadmap SLO', async () => {
     const budgets = await loadBudgets(new URL('../../budgets/ci.json', import.meta.url).pathname);
-    expect(budgets.budgets.length).toBeGreaterThan(0);
+    const bounds = budgets.budgets.flatMap((b) =>
+      (['p99', 'mean', 'throughput', 'successRate', 'memoryGrowth'] as const)
+        .filter((m) => b[m] !== undefined)
+        .map((m) => `${lineName(b.workload, b.where)} ${m} ${b[m]?.unit}`),
+    );
+    expect(bounds).toEqual(
+      expect.arrayContaining([
+        'registry_lookup p99 ms',
+        'coordination_pair{via=call} p99 ms',
+        'coordination_pair{via=barrier} p99 ms',
+        'consensus_round_100 p99 ms',
+        'variable_broadcast_100 p99 ms',
+        'variable_sync_1000 p99 ms',
+        'cast_throughput throughput ops/s',
+        'consensus_round_100_faults throughput ops/s',
+        'call_roundtrip throughput ops/s',
+        'memory_growth memoryGrowth MB/h',
+        'memory_growth memoryGrowth MB/day',
+      ]),
+    );
+  });
+});
+
+describe('workloads with several lines', () => {
+  const lines: SloResult[] = [
+    { workload: 'tune_overhead', labels: { sampler: 'random' }, fields: { us_per_trial: 30 } },
+    { workload: 'tune_overhead', labels: { sampler: 'tpe' }, fields: { us_per_trial: 400 } },
+  ];
+  const bound = { max: 100, unit: 'us', field: 'us_per_trial' } as const;
+
+  it('a budget with "where" bounds the lines it selects, one row each with their labels', () => {
+    const report = checkSlos(lines, [{ workload: 'tune_overhead', where: { sampler: 'tpe' }, mean: bound }]);
+    expect(report.rows).toHaveLength(1);
+    expect(report.rows[0]).toMatchObject({ labels: { sampler: 'tpe' }, measured: 400, ok: false });
+    expect(formatSloTable(report.rows)).toMatch(/^tune_overhead\{sampler=tpe\}\s+tune_overhead\s+mean/m);
+  });
+
+  it('without "where" a budget bounds every line', () => {
+    const report = checkSlos(lines, [{ workload: 'tune_overhead', mean: bound }]);
+    expect(report.rows.map((r) => [r.labels?.sampler, r.ok])).toEqual([
+      ['random', true],
+      ['tpe', false],
+    ]);
+  });
+
+  it('a "where" no line matches is not measured, listing the lines there are', () => {
+    const report = checkSlos(lines, [{ workload: 'tune_overhead', where: { sampler: 'grid' }, mean: bound }]);
+    expect(report.ok).toBe(false);
+    expect(report.rows[0]?.detail).toBe(
+      'not measured: no line of the workload has sampler=grid (its lines: sampler=random; sampler=tpe)',
+    );
+  });
+
+  it('a failed workload fails every budget on it, whatever its "where"', () => {
+    const report = checkSlos(
+      [{ workload: 'tune_overhead', fields: null, error: 'boom' }],
+      [{ workload: 'tune_overhead', where: { sampler: 'tpe' }, mean: bound }],
+    );
+    expect(report.rows[0]?.detail).toBe('not measured: the workload failed (boom)');
+    expect(report.rows[0]?.labels).toBeUndefined();
+  });
+
+  it('a line printed twice counts once (the first); a line without labels has no labels in its row', () => {
+    const report = checkSlos(
+      [...lines, { workload: 'tune_overhead', labels: { sampler: 'tpe' }, fields: { us_per_trial: 1 } }],
+      [{ workload: 'tune_overhead', where: { sampler: 'tpe' }, mean: bound }],
+    );
+    expect(report.rows.map((r) => r.measured)).toEqual([400]);
+    const plain = checkSlos([result('w', { p99_us: 1 })], [{ workload: 'w', p99: { max: 1, unit: 'ms' } }]);
+    expect('labels' in (plain.rows[0] as object)).toBe(false);
+  });
+
+  it('assertSlo reads labels from a result or from the string fields of bare fields', () => {
+    const slo: Slo = { workload: 'tune_overhead', where: { sampler: 'tpe' }, mean: bound };
+    expect(() => assertSlo({ sampler: 'tpe', us_per_trial: 50 }, slo)).not.toThrow();
+    expect(() => assertSlo({ sampler: 'tpe', us_per_trial: 500 }, slo)).toThrow(SloViolationError);
+    const wrong = caught(() => assertSlo(lines[0] as SloResult, slo));
+    expect(wrong).toBeInstanceOf(InvalidArgumentError);
+    expect((wrong as Error).message).toContain(
+      'is the line tune_overhead{sampler=random}, the SLO bounds the lines with sampler=tpe',
+    );
+  });
+
+  it('rejects a "where" that names no label, or a label value that is not a string', () => {
+    expect(() => parseBudgets({ budgets: [{ workload: 'w', where: {}, mean: bound }] })).toThrow(
+      'at budgets[0].where: names no label',
+    );
+    expect(() => parseBudgets({ budgets: [{ workload: 'w', where: { sampler: 1 }, mean: bound }] })).toThrow(
+      /at budgets\[0\]\.where\.sampler: /,
+    );
+  });
+
+  it('label helpers: lineName, formatLabels, labelKey (sorted), labelsMatch', () => {
+    expect(lineName('w')).toBe('w');
+    expect(lineName('w', {})).toBe('w');
+    expect(lineName('w', { b: '2', a: '1' })).toBe('w{b=2,a=1}');
+    expect(formatLabels({ b: '2', a: '1' })).toBe('b=2,a=1');
+    expect(labelKey({ b: '2', a: '1' })).toBe('a=1,b=2');
+    expect(labelsMatch({ a: '1' }, { a: '1', b: '2' })).toBe(true);
+    expect(labelsMatch({ a: '1' }, { a: '2' })).toBe(false);
+    expect(labelsMatch({ a: '1' }, undefined)).toBe(false);
   });
 });
 

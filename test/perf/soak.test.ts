@@ -19,7 +19,10 @@ import {
   soak,
   soakBudgets,
   soakJsonLines,
+  soakMemorySeries,
   soakSloResult,
+  sustainedGrowthPerHour,
+  sustainedStructuresGrowthPerHour,
 } from '../../src/perf/soak.js';
 
 /** Small fixtures, few warm-up cycles: each cycle is a fraction of a millisecond of real work. */
@@ -75,6 +78,7 @@ function expectIntervalFigures(i: SoakInterval): void {
     ['agentRegistry', 'config', 'eventStoreMemory', 'variables', 'variablesBroadcast'].sort(),
   );
   for (const bytes of Object.values(m.serviceBytes)) expect(bytes).toBeGreaterThan(0);
+  expect(m.runtimeBytes).toBeGreaterThan(0);
 }
 
 describe('parseDuration', () => {
@@ -158,6 +162,10 @@ describe('soak', () => {
     expect(g.agentBytesPerHourMax).toBeGreaterThanOrEqual(g.agentBytesPerHourMean);
     expect(g.maxAgent).toMatch(/^</);
     expect(Object.keys(g.serviceBytesPerHour)).toHaveLength(5);
+    expect(g.structuresBytesPerHour).toBeCloseTo(
+      Object.values(g.serviceBytesPerHour).reduce((a, b) => a + b, g.runtimeBytesPerHour),
+      6,
+    );
     expect(report.targets.agentBytesPerHour).toBe(1e6);
     expect(report.targets.systemBytesPerDay).toBe(10e6);
     expect(report.targets.agentOk).toBe(g.agentBytesPerHourMax <= 1e6);
@@ -247,5 +255,65 @@ describe('soak reporting and SLOs', () => {
       ['memoryGrowth', 'MB/day', ''],
     ]);
     expect(check.rows[0]?.measured).toBeCloseTo(report.growth.agentBytesPerHourMax / 1e6, 9);
+  });
+});
+
+describe('sustained growth', () => {
+  const HOUR = 3_600_000;
+  /** Points every 10 minutes. */
+  const series = (bytes: readonly number[]) => bytes.map((b, i) => ({ atMs: (i * HOUR) / 6, bytes: b }));
+
+  it('counts growth that goes on through the run', () => {
+    // 600 bytes per hour, steadily.
+    expect(sustainedGrowthPerHour(series([0, 100, 200, 300, 400, 500, 600]))).toBeCloseTo(600, 9);
+  });
+
+  it('does not count a one-time step, in either half, though its slope over the run is large', () => {
+    for (const at of [1, 3, 4, 6]) {
+      const bytes = [0, 1, 2, 3, 4, 5, 6].map((i) => (i >= at ? 16_384 : 0));
+      expect(sustainedGrowthPerHour(series(bytes)), `step at ${at}`).toBe(0);
+    }
+  });
+
+  it('takes the smaller half: growth in one half only counts as none (what ignoring steps costs)', () => {
+    // Flat, then 1,200 bytes per hour from the middle point on: the first half has none.
+    expect(sustainedGrowthPerHour(series([0, 0, 0, 0, 200, 400, 600]))).toBeCloseTo(0, 9);
+    // Shrinking is negative growth.
+    expect(sustainedGrowthPerHour(series([600, 500, 400, 300, 200, 100, 0]))).toBeCloseTo(-600, 9);
+  });
+
+  it('needs at least 3 points', () => {
+    expect(() => sustainedGrowthPerHour(series([0, 1]))).toThrow(InvalidArgumentError);
+  });
+
+  it('over a soak: per structure, so steps of different structures in different halves do not add up', () => {
+    const memory = (atMs: number, runtimeBytes: number | null, store: number) =>
+      ({
+        atMs,
+        heapUsedBytes: 1,
+        rssBytes: 1,
+        liveAgents: 1,
+        trackedAgents: 1,
+        agentBytesMean: 1,
+        agentBytesMax: 1,
+        agentBytesTotal: 1,
+        serviceBytes: { store },
+        runtimeBytes,
+      }) satisfies SoakInterval['memory'];
+    const step = (i: number, at: number, size: number) => (i >= at ? size : 0);
+    const samples = [0, 1, 2, 3, 4, 5, 6].map((i) =>
+      memory((i * HOUR) / 6, 27_000 + step(i, 5, 16_000), 24_000 + step(i, 1, 800)),
+    );
+    const report = {
+      baseline: samples[0] as SoakInterval['memory'],
+      intervals: samples.slice(1).map((m) => ({ memory: m }) as unknown as SoakInterval),
+    };
+    expect(sustainedStructuresGrowthPerHour(report)).toBe(0);
+    // Their sum, taken as one series, has a step in each half, and would read as growth.
+    const summed = soakMemorySeries(report, (m) => (m.runtimeBytes ?? 0) + (m.serviceBytes.store ?? 0));
+    expect(sustainedGrowthPerHour(summed)).toBeGreaterThan(0);
+    // A structure that could not be walked at one sample is measured on the others.
+    const gap = { ...report, baseline: memory(0, null, 24_000) };
+    expect(sustainedStructuresGrowthPerHour(gap)).toBe(0);
   });
 });
