@@ -4,3 +4,4 @@ export * from './coordination/index.js';
 export * from './economics/index.js';
 export * from './foundation/index.js';
 export * from './kernel/index.js';
+export * from './tune/index.js';

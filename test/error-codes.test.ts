@@ -5,8 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import * as mabeam from '../src/index.js';
 import * as perf from '../src/perf/index.js';
+import * as tune from '../src/tune/index.js';
 
-const maps = Object.entries({ ...mabeam, ...perf }).filter(
+const maps = Object.entries({ ...mabeam, ...perf, ...tune }).filter(
   ([name, value]) => name.endsWith('ErrorCodes') && value !== null && typeof value === 'object',
 ) as [string, Record<string, string>][];
 
@@ -36,8 +37,14 @@ describe('error codes', () => {
       'RegistryErrorCodes',
       'SloErrorCodes',
       'SoakErrorCodes',
+      'StudyErrorCodes',
       'TableErrorCodes',
       'TaskPoolErrorCodes',
+      'TrainableErrorCodes',
+      'TuneDataErrorCodes',
+      'TuneErrorCodes',
+      'TuneSpaceErrorCodes',
+      'TuneStorageErrorCodes',
       'VariableErrorCodes',
     ]);
   });

@@ -20,6 +20,9 @@ import { registryLookup } from './registry-lookup.js';
 import { registryRegister } from './registry-register.js';
 import { spawn } from './spawn.js';
 import { tableLookup } from './table-lookup.js';
+import { tuneOverhead } from './tune-overhead.js';
+import { tuneParallelBranin } from './tune-parallel-branin.js';
+import { tuneQualityBranin } from './tune-quality-branin.js';
 import { variableBroadcast100 } from './variable-broadcast-100.js';
 import { variableSync1000 } from './variable-sync-1000.js';
 
@@ -41,6 +44,9 @@ export const workloads: readonly Workload[] = [
   auctionVickrey100,
   allocation1000,
   orderbookMatch,
+  tuneOverhead,
+  tuneQualityBranin,
+  tuneParallelBranin,
   coordinationPair,
   memoryGrowth,
 ];

@@ -67,6 +67,7 @@ import {
   soakSloResult,
 } from '../perf/soak.js';
 import { comprehensiveBudgets, comprehensiveSuite, suiteSloResults } from '../perf/suite-comprehensive.js';
+import { registerTuneCommand } from './tune.js';
 
 /** The command's exit statuses. */
 export const ExitCodes = {
@@ -210,6 +211,7 @@ export function buildProgram(io: CliIo, done: (code: number) => void): Command {
     .action(async (opts: BenchOpts) => {
       done(await bench(opts, io));
     });
+  registerTuneCommand(program, { ...io, tty: io === processIo && process.stderr.isTTY === true }, done);
   return program;
 }
 

@@ -15,7 +15,7 @@ import { access } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ResourceLimits, Worker } from 'node:worker_threads';
+import type { ResourceLimits, TransferListItem, Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import {
   type Clock,
@@ -123,6 +123,10 @@ export interface TaskPoolOptions {
   resourceLimits?: ResourceLimits;
   /** The runtime whose clock times tasks out and whose telemetry reports them. Default: real clock, no telemetry. */
   runtime?: Runtime;
+  /** Node options for the threads (e.g. `['--import', url]` to preload a module). Default: the process's. */
+  execArgv?: readonly string[];
+  /** The threads' `process.env`. Default: a copy of the process's. */
+  env?: Readonly<Record<string, string>>;
 }
 
 export interface TaskRunOptions {
@@ -132,6 +136,8 @@ export interface TaskRunOptions {
   signal?: AbortSignal;
   /** Run another export of the worker module. */
   exportName?: string;
+  /** Objects moved to the thread with the task instead of copied (a MessagePort, an ArrayBuffer...). */
+  transferList?: readonly TransferListItem[];
 }
 
 export interface TaskPoolStats {
@@ -159,6 +165,8 @@ const OPTION_KEYS = new Set([
   'taskTimeoutMs',
   'resourceLimits',
   'runtime',
+  'execArgv',
+  'env',
 ]);
 const EV_TASK = ['mabeam', 'task_pool', 'task'] as const;
 const EV_CRASH = ['mabeam', 'task_pool', 'worker_crash'] as const;
@@ -211,6 +219,18 @@ function checkOptions(o: TaskPoolOptions) {
   const idleTimeout = o.idleTimeout ?? 10_000;
   if (!(idleTimeout >= 0) || !Number.isFinite(idleTimeout)) {
     throw new InvalidArgumentError(opt('idleTimeout'), 'must be a finite number of ms >= 0', o.idleTimeout);
+  }
+  if (
+    o.execArgv !== undefined &&
+    !(Array.isArray(o.execArgv) && o.execArgv.every((a) => typeof a === 'string'))
+  ) {
+    throw new InvalidArgumentError(opt('execArgv'), 'must be an array of strings', o.execArgv);
+  }
+  if (
+    o.env !== undefined &&
+    (o.env === null || typeof o.env !== 'object' || !Object.values(o.env).every((v) => typeof v === 'string'))
+  ) {
+    throw new InvalidArgumentError(opt('env'), 'must be an object of strings', o.env);
   }
   const taskTimeoutMs = o.taskTimeoutMs ?? Number.POSITIVE_INFINITY;
   if (!(taskTimeoutMs > 0)) {
@@ -267,6 +287,8 @@ export class TaskPool<Task = unknown, Result = unknown> {
       maxThreads: cfg.maxThreads,
       idleTimeout: cfg.idleTimeout,
       ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
+      ...(options.execArgv === undefined ? {} : { execArgv: [...options.execArgv] }),
+      ...(options.env === undefined ? {} : { env: { ...options.env } }),
     });
     this.#piscina.on('workerCreate', (w: { id: number }) => {
       const thread = this.#piscina.threads.find((t) => t.threadId === w.id);
@@ -313,6 +335,10 @@ export class TaskPool<Task = unknown, Result = unknown> {
         options.timeoutMs,
       );
     }
+    const transferList = options.transferList;
+    if (transferList !== undefined && !Array.isArray(transferList)) {
+      throw new InvalidArgumentError('task run option "transferList"', 'must be an array', transferList);
+    }
     const signal = options.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new InvalidArgumentError('task run option "signal"', 'must be an AbortSignal', signal);
@@ -340,8 +366,11 @@ export class TaskPool<Task = unknown, Result = unknown> {
     const started = this.#clock.now();
     this.#pending++;
     try {
-      const runOptions: { signal: AbortSignal; name?: string } = { signal: controller.signal };
+      const runOptions: { signal: AbortSignal; name?: string; transferList?: TransferListItem[] } = {
+        signal: controller.signal,
+      };
       if (options.exportName !== undefined) runOptions.name = options.exportName;
+      if (transferList !== undefined) runOptions.transferList = [...transferList];
       const result = await this.#piscina.run(task, runOptions);
       this.#completed++;
       this.#report(started, 'ok');
