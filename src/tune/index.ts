@@ -4,6 +4,7 @@
  * as agents whose training runs on worker threads; studies in SQLite that resume after a crash;
  * an HTML report. The guide is docs/tune.md.
  */
+export * from './allocation.js';
 export * from './data.js';
 export {
   checkTrainable,
