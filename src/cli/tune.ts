@@ -109,7 +109,7 @@ export function registerTuneCommand(program: Command, io: TuneIo, done: (code: n
       '--space <file.json>',
       "the search space as JSON (default: the model's, or the trainable's `space` export)",
     )
-    .option('--metric <name>', 'the metric to optimize (default accuracy for built-ins)')
+    .option('--metric <name>', 'the metric to optimize (default for built-ins: loss, the held-out cross-entropy)')
     .option('--mode <min|max>', 'minimize or maximize the metric (default max for accuracy, else min)')
     .option('--sampler <name>', `${SAMPLER_NAMES.join(', ')} (default tpe)`)
     .option('--scheduler <name>', `${SCHEDULER_NAMES.join(', ')} (default asha)`)
@@ -217,7 +217,9 @@ async function studyFromOptions(opts: TuneOpts): Promise<StudyOptions & { traina
     }
     trainable = { module: builtin.module, params };
     space = opts.space !== undefined ? await readJson(opts.space, 'space file') : builtin.space;
-    const metric = opts.metric ?? 'accuracy';
+    // The held-out loss by default: on a small test split many configurations tie at accuracy 1,
+    // and a sampler learns nothing from ties; the loss still ranks them (accuracy is reported too).
+    const metric = opts.metric ?? 'loss';
     objective = { metric, mode: (opts.mode ?? (metric === 'accuracy' ? 'max' : 'min')) as 'min' | 'max' };
   }
   if (objective.mode !== 'min' && objective.mode !== 'max')
@@ -285,8 +287,14 @@ function summaryText(result: TuneResult, study: string, storage: string): string
     `wall time: ${(result.wallMs / 1000).toFixed(1)} s`,
   ];
   if (result.best !== null) {
-    lines.push(`best ${metric}: ${fmt(result.best.value)} (trial ${result.best.trialId})`);
-    lines.push(`best config: ${configText(result.best.config)}`);
+    const best = result.best;
+    lines.push(`best ${metric}: ${fmt(best.value)} (trial ${best.trialId})`);
+    // The report that reached it, with the other metrics reported alongside (accuracy...).
+    const report = result.trials[best.trialId]?.reports.find((r) => r[metric] === best.value);
+    if (report !== undefined) {
+      lines.push(`best report: ${configText(report as Readonly<Record<string, unknown>>)}`);
+    }
+    lines.push(`best config: ${configText(best.config)}`);
   } else lines.push(`best ${metric}: none (no trial reported)`);
   return `${lines.join('\n')}\n`;
 }

@@ -119,6 +119,8 @@ describe('mabeam tune: real studies', () => {
       report,
       '--seed',
       '1',
+      '--metric',
+      'accuracy',
     );
     expect(r.code, r.err).toBe(0);
     const result = JSON.parse(r.out) as {
@@ -137,6 +139,23 @@ describe('mabeam tune: real studies', () => {
     expect(html).toContain('<svg');
     expect(existsSync(db)).toBe(true);
   }, 120_000);
+
+  it('optimizes the held-out loss by default and shows the accuracy of the best report', async () => {
+    const r = await cli(
+      'tune',
+      '--model',
+      'logreg',
+      '--trials',
+      '2',
+      '--max-steps',
+      '2',
+      '--storage',
+      path.join(dir, 'default.db'),
+    );
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/best loss: \d/);
+    expect(r.out).toMatch(/best report: step=\d+ .*accuracy=/);
+  }, 60_000);
 
   it('tunes a user trainable with its exported space and objective', async () => {
     const r = await cli(
