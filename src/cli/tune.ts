@@ -109,7 +109,10 @@ export function registerTuneCommand(program: Command, io: TuneIo, done: (code: n
       '--space <file.json>',
       "the search space as JSON (default: the model's, or the trainable's `space` export)",
     )
-    .option('--metric <name>', 'the metric to optimize (default for built-ins: loss, the held-out cross-entropy)')
+    .option(
+      '--metric <name>',
+      'the metric to optimize (default for built-ins: loss, the held-out cross-entropy)',
+    )
     .option('--mode <min|max>', 'minimize or maximize the metric (default max for accuracy, else min)')
     .option('--sampler <name>', `${SAMPLER_NAMES.join(', ')} (default tpe)`)
     .option('--scheduler <name>', `${SCHEDULER_NAMES.join(', ')} (default asha)`)
