@@ -29,6 +29,25 @@ export {
 } from './config.js';
 export * from './event-store/index.js';
 export {
+  CHART_WIDTH,
+  dataNumber,
+  escapeHtml,
+  htmlAttributes,
+  htmlFigure,
+  htmlLegend,
+  niceStep,
+  type RenderedCount,
+  type ReportPage,
+  type ReportStyleOptions,
+  renderReportPage,
+  reportScript,
+  reportStylesheet,
+  type SvgChartOptions,
+  shortenLabel,
+  svgChartOpen,
+  svgCoordinate,
+} from './html.js';
+export {
   type BindingInfo,
   type Counter,
   counter as counterMetric,
@@ -79,6 +98,7 @@ export {
   ResourceCreateError,
   type ResourceFactory,
 } from './pool.js';
+export { SplitMix32, splitMix32 } from './random.js';
 export {
   type AcquireOptions,
   RateLimitedError,

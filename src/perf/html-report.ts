@@ -30,7 +30,21 @@
  * title) is escaped. The script only makes tables sortable and marks the page rendered
  * (`<html data-ready="true">`, and `#rendered` gives the number of charts and bars it found).
  */
-import { createHash } from 'node:crypto';
+import {
+  CHART_WIDTH,
+  dataNumber,
+  escapeHtml,
+  htmlAttributes,
+  htmlFigure,
+  htmlLegend,
+  niceStep,
+  renderReportPage,
+  reportScript,
+  reportStylesheet,
+  shortenLabel,
+  svgChartOpen,
+  svgCoordinate,
+} from '../foundation/html.js';
 import type { Comparison, ComparisonVerdict, OperationComparison } from './baseline.js';
 import type { OperationOk, SuiteResult } from './harness.js';
 import {
@@ -45,6 +59,8 @@ import type { WorkloadResult } from './runner.js';
 import { formatLabels, lineName } from './slo.js';
 import type { SoakInterval, SoakReport } from './soak.js';
 import { quantile, sortedCopy } from './stats.js';
+
+export { escapeHtml } from '../foundation/html.js';
 
 /** What the HTML report renders; every part is optional (a report of nothing says so). */
 export interface HtmlReportInput {
@@ -64,40 +80,11 @@ export interface HtmlReportInput {
   readonly bins?: number;
 }
 
-// ---- escaping and numbers ------------------------------------------------------------------------
-
-const ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-/** Text made safe for HTML (and SVG) element content and quoted attribute values. */
-export function escapeHtml(text: string): string {
-  return String(text).replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
-}
+// ---- numbers ------------------------------------------------------------------------------------
 
 /** A coordinate for an SVG attribute: at most two decimals, never NaN. */
 function px(x: number): string {
-  return Number.isFinite(x) ? String(Math.round(x * 100) / 100) : '0';
-}
-
-/** A figure for a `data-*` attribute: the number as JSON writes it (`null` when not finite). */
-function dataNum(x: number): string {
-  return Number.isFinite(x) ? String(x) : 'null';
-}
-
-/** A name shortened for a chart label (the full name is in the bar's tooltip). */
-function shorten(name: string, max: number): string {
-  return name.length <= max ? name : `${name.slice(0, max - 1)}…`;
-}
-
-function attrs(map: Readonly<Record<string, string | number>>): string {
-  return Object.entries(map)
-    .map(([k, v]) => ` ${k}="${escapeHtml(typeof v === 'number' ? dataNum(v) : v)}"`)
-    .join('');
+  return svgCoordinate(x, 2);
 }
 
 // ---- histogram -----------------------------------------------------------------------------------
@@ -165,14 +152,6 @@ interface Scale {
   readonly ticks: readonly number[];
 }
 
-/** 1, 2 or 5 times a power of ten, at least x. */
-function niceStep(x: number): number {
-  if (!(x > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(x));
-  const f = x / p;
-  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
-}
-
 /**
  * A scale from values to x coordinates in [x0, x1]: linear from 0, or logarithmic by decades when
  * the positive values span more than a factor of 100.
@@ -200,17 +179,6 @@ function valueScale(values: readonly number[], x0: number, x1: number): Scale {
 }
 
 // ---- charts --------------------------------------------------------------------------------------
-
-const WIDTH = 760;
-const FONT = 'font-family="system-ui, sans-serif" font-size="11"';
-
-function svgOpen(chart: string, height: number, label: string, extra: Record<string, string | number> = {}) {
-  return (
-    `<svg xmlns="http://www.w3.org/2000/svg" role="img" width="${WIDTH}" height="${px(height)}" ` +
-    `viewBox="0 0 ${WIDTH} ${px(height)}"${attrs({ 'data-chart': chart, 'aria-label': label, ...extra })} ${FONT}>` +
-    `<title>${escapeHtml(label)}</title>`
-  );
-}
 
 /** A bar of a horizontal bar chart. */
 interface Bar {
@@ -245,10 +213,10 @@ function horizontalBars(
   const top = 8;
   const nameW = 150;
   const x0 = nameW + 80;
-  const x1 = WIDTH - 90;
+  const x1 = CHART_WIDTH - 90;
   const rows = groups.reduce((n, g) => n + g.bars.length, 0);
   if (rows === 0) {
-    return `${svgOpen(chart, 30, label, { 'data-scale': 'linear' })}<text x="4" y="18" fill="#777">no figures to chart</text></svg>`;
+    return `${svgChartOpen(chart, 30, label, { 'data-scale': 'linear' })}<text x="4" y="18" fill="#777">no figures to chart</text></svg>`;
   }
   const plotH = rows * (barH + 2) + Math.max(0, groups.length - 1) * gap;
   const height = top + plotH + 34;
@@ -257,7 +225,7 @@ function horizontalBars(
     x0,
     x1,
   );
-  const parts = [svgOpen(chart, height, label, { 'data-scale': scale.kind })];
+  const parts = [svgChartOpen(chart, height, label, { 'data-scale': scale.kind })];
   const axisY = top + plotH + 4;
   for (const t of scale.ticks) {
     const x = scale(t);
@@ -272,13 +240,13 @@ function horizontalBars(
     const groupH = g.bars.length * (barH + 2);
     parts.push(
       `<text class="group" x="4" y="${px(y + groupH / 2 + 4)}" font-weight="600" fill="#222">` +
-        `${escapeHtml(shorten(g.name, 24))}<title>${escapeHtml(g.name)}</title></text>`,
+        `${escapeHtml(shortenLabel(g.name, 24))}<title>${escapeHtml(g.name)}</title></text>`,
     );
     for (const b of g.bars) {
       const w = Math.max(scale(b.value) - x0, Number.isFinite(b.value) && b.value > 0 ? 1 : 0);
       parts.push(
         `<text x="${x0 - 6}" y="${px(y + barH - 3)}" text-anchor="end" fill="#555">${escapeHtml(b.label)}</text>`,
-        `<rect x="${x0}" y="${px(y)}" width="${px(w)}" height="${barH}" fill="${b.color}"${attrs(b.data)}>` +
+        `<rect x="${x0}" y="${px(y)}" width="${px(w)}" height="${barH}" fill="${b.color}"${htmlAttributes(b.data)}>` +
           `<title>${escapeHtml(b.title)}</title></rect>`,
         `<text class="value" x="${px(x0 + w + 4)}" y="${px(y + barH - 3)}" fill="#222">${escapeHtml(b.text)}</text>`,
       );
@@ -296,7 +264,7 @@ function distributionChart(op: OperationOk, binCount: number): string {
   const height = 190;
   const top = 10;
   const x0 = 50;
-  const x1 = WIDTH - 12;
+  const x1 = CHART_WIDTH - 12;
   const plotBottom = height - 40;
   const regular = bins.filter((b) => !b.overflow);
   const hasOverflow = bins.length > regular.length;
@@ -306,7 +274,7 @@ function distributionChart(op: OperationOk, binCount: number): string {
   const maxCount = Math.max(1, ...bins.map((b) => b.count));
   const yOf = (count: number) => plotBottom - (count / maxCount) * (plotBottom - top);
   const parts = [
-    svgOpen('latency-distribution', height, `latency distribution of ${op.name}`, {
+    svgChartOpen('latency-distribution', height, `latency distribution of ${op.name}`, {
       'data-operation': op.name,
       'data-samples': op.stats.n,
     }),
@@ -327,7 +295,7 @@ function distributionChart(op: OperationOk, binCount: number): string {
       : `${formatNanoseconds(b.from)} to ${formatNanoseconds(b.to)}`;
     parts.push(
       `<rect x="${px(x + 0.5)}" y="${px(y)}" width="${px(Math.max(1, slotW - 1))}" height="${px(plotBottom - y)}" ` +
-        `fill="${b.overflow ? '#e15759' : '#4e79a7'}"${attrs({
+        `fill="${b.overflow ? '#e15759' : '#4e79a7'}"${htmlAttributes({
           'data-from': b.from,
           'data-to': b.to,
           'data-count': b.count,
@@ -406,7 +374,7 @@ function comparisonChart(comparison: Comparison): string {
   const rowH = 22;
   const top = 10;
   const x0 = 170;
-  const x1 = WIDTH - 150;
+  const x1 = CHART_WIDTH - 150;
   const plotH = Math.max(1, compared.length) * rowH;
   const height = top + plotH + 40;
   const t = comparison.threshold;
@@ -420,10 +388,15 @@ function comparisonChart(comparison: Comparison): string {
   const xOf = (v: number) => x0 + ((Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * (x1 - x0);
   const axisY = top + plotH + 4;
   const parts = [
-    svgOpen('baseline-comparison', height, 'ratio of medians (current / baseline) with confidence interval', {
-      'data-threshold': t,
-      'data-confidence': comparison.confidence,
-    }),
+    svgChartOpen(
+      'baseline-comparison',
+      height,
+      'ratio of medians (current / baseline) with confidence interval',
+      {
+        'data-threshold': t,
+        'data-confidence': comparison.confidence,
+      },
+    ),
   ];
   const step = niceStep((hi - lo) / 5);
   for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) {
@@ -453,9 +426,9 @@ function comparisonChart(comparison: Comparison): string {
     const b = xOf(Math.max(1, ratio));
     const text = formatComparison(c);
     parts.push(
-      `<text x="4" y="${px(mid + 4)}" font-weight="600" fill="#222">${escapeHtml(shorten(c.name, 26))}<title>${escapeHtml(c.name)}</title></text>`,
+      `<text x="4" y="${px(mid + 4)}" font-weight="600" fill="#222">${escapeHtml(shortenLabel(c.name, 26))}<title>${escapeHtml(c.name)}</title></text>`,
       `<rect x="${px(a)}" y="${px(mid - 6)}" width="${px(Math.max(1, b - a))}" height="12" fill="${color}" fill-opacity="0.75"` +
-        `${attrs({ 'data-operation': c.name, 'data-verdict': c.verdict, 'data-ratio': ratio, 'data-low': low, 'data-high': high })}>` +
+        `${htmlAttributes({ 'data-operation': c.name, 'data-verdict': c.verdict, 'data-ratio': ratio, 'data-low': low, 'data-high': high })}>` +
         `<title>${escapeHtml(`${c.name}: ${text}`)}</title></rect>`,
       `<line class="ci" x1="${px(xOf(low))}" x2="${px(xOf(high))}" y1="${px(mid)}" y2="${px(mid)}" stroke="#222" stroke-width="1.5"/>`,
       `<line class="ci" x1="${px(xOf(low))}" x2="${px(xOf(low))}" y1="${px(mid - 5)}" y2="${px(mid + 5)}" stroke="#222" stroke-width="1.5"/>`,
@@ -593,7 +566,7 @@ function workloadThroughputChart(workloads: readonly WorkloadResult[]): string {
     groups.push({
       name,
       bars: fields.map((f) => ({
-        label: f.derived ? 'ops' : shorten(f.field.replace(/_per_s$/, ''), 12),
+        label: f.derived ? 'ops' : shortenLabel(f.field.replace(/_per_s$/, ''), 12),
         value: f.value,
         color: f.derived ? '#76b7b2' : '#4e79a7',
         text: f.derived ? `${formatRate(f.value)} (1 / ${f.field})` : formatRate(f.value),
@@ -633,10 +606,10 @@ function workloadTable(workloads: readonly WorkloadResult[]): string {
     const figs = Object.entries(w.fields)
       .map(
         ([field, value]) =>
-          `<span class="fig"${attrs({ 'data-field': field, 'data-value': value })}><span class="k">${escapeHtml(field)}</span> ${escapeHtml(figure(value))}</span>`,
+          `<span class="fig"${htmlAttributes({ 'data-field': field, 'data-value': value })}><span class="k">${escapeHtml(field)}</span> ${escapeHtml(figure(value))}</span>`,
       )
       .join(' ');
-    return `<tr${attrs({ 'data-workload': w.workload, ...labelData(w) })}>${name}<td class="ok">ok</td><td>${figs}</td></tr>`;
+    return `<tr${htmlAttributes({ 'data-workload': w.workload, ...labelData(w) })}>${name}<td class="ok">ok</td><td>${figs}</td></tr>`;
   });
   return (
     '<table class="sortable" data-table="workloads"><thead><tr><th>workload</th><th>runs</th><th>status</th>' +
@@ -647,7 +620,7 @@ function workloadTable(workloads: readonly WorkloadResult[]): string {
 // ---- suite tables --------------------------------------------------------------------------------
 
 function numCell(value: number, text: string): string {
-  return `<td class="num" data-sort="${dataNum(value)}">${escapeHtml(text)}</td>`;
+  return `<td class="num" data-sort="${dataNumber(value)}">${escapeHtml(text)}</td>`;
 }
 
 function operationsTable(result: SuiteResult, comparison: Comparison | undefined): string {
@@ -731,72 +704,18 @@ function comparisonTable(comparison: Comparison): string {
 
 // ---- the page ------------------------------------------------------------------------------------
 
-const STYLE = `
-:root { color-scheme: light; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0; background: #f6f7f9; }
-main { max-width: 1040px; margin: 0 auto; padding: 16px 24px 48px; }
-h1 { font-size: 22px; margin: 8px 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; } h3 { font-size: 14px; margin: 16px 0 4px; }
-.meta { color: #555; margin: 0 0 12px; }
-section { background: #fff; border: 1px solid #e1e4e8; border-radius: 6px; padding: 8px 16px 16px; margin: 16px 0; }
-figure { margin: 8px 0 16px; overflow-x: auto; } svg { max-width: 100%; height: auto; } figcaption { color: #555; font-size: 12px; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 8px 0; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eceef1; vertical-align: top; }
-th { background: #f0f2f5; cursor: pointer; user-select: none; white-space: nowrap; }
-th[data-dir="asc"]::after { content: " ▲"; } th[data-dir="desc"]::after { content: " ▼"; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.bad { color: #c0392b; font-weight: 600; } .ok { color: #1e8449; }
-.fig { display: inline-block; margin: 0 10px 2px 0; white-space: nowrap; } .fig .k { color: #666; }
-[data-verdict="regression"] { color: #c0392b; font-weight: 600; } [data-verdict="improvement"] { color: #1e8449; font-weight: 600; }
-.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
-.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; vertical-align: -1px; }
-.note { color: #555; font-size: 13px; }
-`;
+/** The base stylesheet, with the figures of a workload and the verdicts of a comparison. */
+const STYLE = reportStylesheet({
+  rules:
+    '.fig { display: inline-block; margin: 0 10px 2px 0; white-space: nowrap; } .fig .k { color: #666; }\n' +
+    '[data-verdict="regression"] { color: #c0392b; font-weight: 600; } [data-verdict="improvement"] { color: #1e8449; font-weight: 600; }\n',
+});
 
 /** The page's only script: sortable tables, and a mark that the page rendered. */
-const SCRIPT = `(function () {
-  var doc = document;
-  doc.querySelectorAll('table.sortable').forEach(function (table) {
-    table.querySelectorAll('thead th').forEach(function (th, col) {
-      th.addEventListener('click', function () {
-        var dir = th.getAttribute('data-dir') === 'asc' ? 'desc' : 'asc';
-        table.querySelectorAll('thead th').forEach(function (h) { h.removeAttribute('data-dir'); });
-        th.setAttribute('data-dir', dir);
-        var body = table.tBodies[0];
-        var key = function (row) {
-          var cell = row.cells[col];
-          if (!cell) return '';
-          var v = cell.getAttribute('data-sort');
-          return v !== null && v !== 'null' ? Number(v) : cell.textContent;
-        };
-        Array.prototype.slice.call(body.rows)
-          .sort(function (a, b) {
-            var x = key(a), y = key(b);
-            var c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
-            return dir === 'asc' ? c : -c;
-          })
-          .forEach(function (row) { body.appendChild(row); });
-      });
-    });
-  });
-  var charts = doc.querySelectorAll('svg[data-chart]');
-  var bars = doc.querySelectorAll('svg[data-chart] rect');
-  var out = doc.getElementById('rendered');
-  if (out) out.textContent = charts.length + ' charts, ' + bars.length + ' bars';
-  doc.documentElement.setAttribute('data-ready', 'true');
-})();`;
-
-const SCRIPT_HASH = createHash('sha256').update(SCRIPT).digest('base64');
-
-/** No network at all; inline styles; only this page's own script (by hash); data: images. */
-const CSP = `default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-${SCRIPT_HASH}'`;
-
-function legend(items: readonly { label: string; color: string }[]): string {
-  return `<p class="legend">${items.map((i) => `<span><i style="background:${i.color}"></i>${escapeHtml(i.label)}</span>`).join('')}</p>`;
-}
-
-function figureOf(svg: string, caption: string): string {
-  return `<figure>${svg}<figcaption>${escapeHtml(caption)}</figcaption></figure>`;
-}
+const SCRIPT = reportScript([
+  { selector: 'svg[data-chart]', label: 'charts' },
+  { selector: 'svg[data-chart] rect', label: 'bars' },
+]);
 
 function suiteSection(result: SuiteResult, comparison: Comparison | undefined, bins: number): string {
   const ok = result.operations.filter((o): o is OperationOk => o.state === 'ok');
@@ -810,14 +729,14 @@ function suiteSection(result: SuiteResult, comparison: Comparison | undefined, b
     )}</p>`,
     operationsTable(result, comparison),
     '<h3>Percentiles per operation</h3>',
-    legend(PERCENTILES),
-    figureOf(percentilesChart(ok), 'p50, p90, p99 and p99.9 of the time per call, per operation.'),
+    htmlLegend(PERCENTILES),
+    htmlFigure(percentilesChart(ok), 'p50, p90, p99 and p99.9 of the time per call, per operation.'),
     '<h3>Latency distribution</h3>',
   ];
   for (const op of ok) {
     parts.push(
       `<h3>${escapeHtml(op.name)}</h3>`,
-      figureOf(
+      htmlFigure(
         distributionChart(op, bins),
         `Histogram of ${op.stats.n} samples from the minimum to p99; the red bar (when present) holds the ` +
           'slowest 1% (above p99, up to the maximum); the dashed line is the median.',
@@ -829,12 +748,12 @@ function suiteSection(result: SuiteResult, comparison: Comparison | undefined, b
   if (comparison !== undefined) {
     parts.push(
       '<section data-section="comparison"><h2>Comparison with the baseline</h2>',
-      legend([
+      htmlLegend([
         { label: 'regression', color: VERDICT_COLORS.regression },
         { label: 'improvement', color: VERDICT_COLORS.improvement },
         { label: 'no significant change', color: VERDICT_COLORS['no significant change'] },
       ]),
-      figureOf(
+      htmlFigure(
         comparisonChart(comparison),
         'Ratio of medians, current / baseline (above 1: slower); the bar runs from 1 to the ratio, the error bar is the confidence interval.',
       ),
@@ -854,12 +773,12 @@ function workloadSection(workloads: readonly WorkloadResult[]): string {
     `<p class="meta">${escapeHtml(`${names} workloads${lines}, ${failed} failed; each figure is the median of the runs.`)}</p>`,
     workloadTable(workloads),
     '<h3>Latency figures</h3>',
-    figureOf(
+    htmlFigure(
       workloadLatencyChart(workloads),
       'The percentiles, medians and means each workload reports (pNN_us, mean_ms, ns_per_op, ...), in one unit.',
     ),
     '<h3>Throughput</h3>',
-    figureOf(
+    htmlFigure(
       workloadThroughputChart(workloads),
       'The rates each workload reports (fields ending in _per_s); for a workload with none, ops/s from its time per op (ns_per_op).',
     ),
@@ -904,7 +823,7 @@ export function timeSeriesChart(
   const height = 230;
   const top = 12;
   const x0 = 70;
-  const x1 = WIDTH - 16;
+  const x1 = CHART_WIDTH - 16;
   const legendH = 16 * Math.ceil(series.length / 4);
   const plotBottom = height - 44 - legendH;
   const points = series.map((s) =>
@@ -918,7 +837,7 @@ export function timeSeriesChart(
   );
   const maxX = Math.max(1, ...all.map((p) => p.atMs));
   const xOf = (ms: number) => x0 + (Math.max(0, ms) / maxX) * (x1 - x0);
-  const parts = [svgOpen(chart, height, label, { 'data-scale': y.kind })];
+  const parts = [svgChartOpen(chart, height, label, { 'data-scale': y.kind })];
   for (const t of y.ticks) {
     const ty = y(t);
     parts.push(
@@ -943,7 +862,7 @@ export function timeSeriesChart(
     const pts = points[i] ?? [];
     if (pts.length > 1) {
       parts.push(
-        `<polyline fill="none" stroke="${s.color}" stroke-width="1.5"${attrs({ 'data-series': s.name })} points="${pts
+        `<polyline fill="none" stroke="${s.color}" stroke-width="1.5"${htmlAttributes({ 'data-series': s.name })} points="${pts
           .map((p) => `${px(xOf(p.atMs))},${px(y(p.value))}`)
           .join(' ')}"/>`,
       );
@@ -951,7 +870,7 @@ export function timeSeriesChart(
     for (const p of pts) {
       parts.push(
         `<circle cx="${px(xOf(p.atMs))}" cy="${px(y(p.value))}" r="2.5" fill="${s.color}"` +
-          `${attrs({ 'data-series': s.name, 'data-at-ms': p.atMs, 'data-value': p.value })}>` +
+          `${htmlAttributes({ 'data-series': s.name, 'data-at-ms': p.atMs, 'data-value': p.value })}>` +
           `<title>${escapeHtml(`${s.name} at ${Number((p.atMs / 1000).toPrecision(4))} s: ${format(p.value)}`)}</title></circle>`,
       );
     }
@@ -959,7 +878,7 @@ export function timeSeriesChart(
     const ly = plotBottom + 44 + Math.floor(i / 4) * 16;
     parts.push(
       `<line x1="${lx}" x2="${lx + 14}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="3"/>`,
-      `<text x="${lx + 18}" y="${ly}" fill="#222">${escapeHtml(shorten(s.name, 24))}</text>`,
+      `<text x="${lx + 18}" y="${ly}" fill="#222">${escapeHtml(shortenLabel(s.name, 24))}</text>`,
     );
   });
   parts.push('</svg>');
@@ -1039,7 +958,7 @@ function soakSection(r: SoakReport): string {
         'extrapolates its slopes: read the per-day figure of a short run as an upper bound on noise.',
     )}</p>`,
     '<h3>Latency over time</h3>',
-    figureOf(
+    htmlFigure(
       timeSeriesChart(
         'soak-latency',
         'latency of every call, per interval',
@@ -1051,12 +970,12 @@ function soakSection(r: SoakReport): string {
       ),
       'p50 and p99 of every call of every operation in each interval, at the interval end.',
     ),
-    figureOf(
+    htmlFigure(
       timeSeriesChart('soak-operation-p99', 'p99 per operation, per interval', opSeries, soakMicros),
       'p99 of each operation in each interval.',
     ),
     '<h3>Memory over time</h3>',
-    figureOf(
+    htmlFigure(
       timeSeriesChart(
         'soak-memory',
         'process memory after forced GC',
@@ -1068,7 +987,7 @@ function soakSection(r: SoakReport): string {
       ),
       "V8's used heap after forced GC and the resident set size, at the start and at each interval end (process-wide).",
     ),
-    figureOf(
+    htmlFigure(
       timeSeriesChart(
         'soak-agent-memory',
         'memory per agent',
@@ -1106,7 +1025,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
   else if (comparison !== undefined) {
     body.push(
       '<section data-section="comparison"><h2>Comparison with the baseline</h2>',
-      figureOf(comparisonChart(comparison), 'Ratio of medians, current / baseline.'),
+      htmlFigure(comparisonChart(comparison), 'Ratio of medians, current / baseline.'),
       comparisonTable(comparison),
       '</section>',
     );
@@ -1115,22 +1034,14 @@ export function renderHtmlReport(input: HtmlReportInput): string {
   if (input.soak !== undefined) body.push(soakSection(input.soak));
   if (body.length === 0)
     body.push('<p class="note">Nothing to report: no suite result, no workloads and no soak.</p>');
-  return [
-    '<!DOCTYPE html>',
-    '<html lang="en"><head><meta charset="utf-8">',
-    `<meta http-equiv="Content-Security-Policy" content="${escapeHtml(CSP)}">`,
-    '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    '<meta name="generator" content="mabeam bench">',
-    `<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>`,
-    '<body><main>',
-    `<h1>${escapeHtml(title)}</h1>`,
-    `<p class="meta">Generated ${escapeHtml(generated)} by mabeam. <span id="rendered"></span></p>`,
-    ...body,
-    '</main>',
-    `<script>${SCRIPT}</script>`,
-    '</body></html>',
-    '',
-  ].join('\n');
+  return renderReportPage({
+    title,
+    generator: 'mabeam bench',
+    generatedAt: generated,
+    style: STYLE,
+    script: SCRIPT,
+    body,
+  });
 }
 
 /** The HTML reporter (`html`): renderHtmlReport of a suite result and its comparison. */

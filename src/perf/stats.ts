@@ -7,6 +7,7 @@
  */
 import type { Histogram } from 'hdr-histogram-js';
 import { build as buildHistogram } from 'hdr-histogram-js';
+import { splitMix32 } from '../foundation/random.js';
 import { InvalidArgumentError } from '../kernel/errors.js';
 
 // ---- summaries -----------------------------------------------------------------------------------
@@ -383,21 +384,11 @@ export function summarizeHistogram(histogram: Histogram): HistogramStatistics {
 // ---- seeded randomness and the bootstrap -------------------------------------------------------
 
 /**
- * A seeded pseudo-random generator of floats in [0, 1) (SplitMix32: a 32-bit Weyl sequence through
- * an avalanche mix). The same seed always gives the same sequence.
+ * A seeded pseudo-random generator of floats in [0, 1) (SplitMix32, from foundation/random.ts).
+ * The same seed always gives the same sequence.
  */
 export function seededRandom(seed: number): () => number {
-  // The state lives in a typed array: a 32-bit value in a closure variable would be boxed as a
-  // heap number on every step (it exceeds the small-integer range), which made this 10x slower.
-  const state = new Uint32Array([seed >>> 0]);
-  return () => {
-    state[0] = (state[0] as number) + 0x9e3779b9;
-    let z = state[0] as number;
-    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
-    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-    z ^= z >>> 15;
-    return (z >>> 0) / 4294967296;
-  };
+  return splitMix32(seed);
 }
 
 /**

@@ -2,30 +2,21 @@
  * Seeded randomness for samplers and schedulers: the same seed gives the same study. Never
  * Math.random: a study must be reproducible, and a test must be able to replay it.
  */
+import { SplitMix32 } from '../foundation/random.js';
 
-/** A seeded generator with the draws samplers need. */
-export class Rng {
-  // The state lives in a typed array: a 32-bit value held in a field would be boxed as a heap
-  // number on every step (it exceeds the small-integer range).
-  readonly #state: Uint32Array;
+/**
+ * A seeded generator with the draws samplers need, on SplitMix32 (foundation/random.ts): `next()`
+ * is a float in [0, 1).
+ */
+export class Rng extends SplitMix32 {
   #spare = Number.NaN;
 
   /** `seed` is any safe integer; different seeds give unrelated sequences. */
   constructor(seed: number) {
-    this.#state = new Uint32Array([(seed >>> 0) ^ Math.floor(seed / 2 ** 32), 0]);
+    // Fold the bits of a seed above 32 into the low ones.
+    super((seed >>> 0) ^ Math.floor(seed / 2 ** 32));
     // Warm the state so that nearby seeds (0, 1, 2...) diverge from the first draw.
     for (let i = 0; i < 4; i++) this.next();
-  }
-
-  /** A float in [0, 1) (SplitMix32: a 32-bit Weyl sequence through an avalanche mix). */
-  next(): number {
-    const s = this.#state;
-    s[0] = (s[0] as number) + 0x9e3779b9;
-    let z = s[0] as number;
-    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
-    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-    z ^= z >>> 15;
-    return (z >>> 0) / 4294967296;
   }
 
   /** A float in [min, max). */

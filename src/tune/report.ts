@@ -3,8 +3,8 @@
  * attach to a CI run. Nothing is fetched: the CSS and one small script are inline and every chart
  * is pre-rendered inline SVG, so the page reads the same with scripts off. A Content Security
  * Policy forbids every network request and every script but the page's own (by hash), so even a
- * name that slipped past escaping could not run code. (The same approach as the perf report,
- * src/perf/html-report.ts, which this layer may not import.)
+ * name that slipped past escaping could not run code. The page, its base style, its script and
+ * the escaping are shared with the perf report (src/foundation/html.ts).
  *
  * What it shows:
  * - a summary: the best trial (value and configuration), trials by state, wall time, sampler and
@@ -31,8 +31,23 @@
  * give a file of a few hundred kB. Every string that comes from the caller (study, metric,
  * dimension and choice names, configurations, errors, sampler options) is escaped.
  */
-import { createHash } from 'node:crypto';
+import {
+  CHART_WIDTH,
+  dataNumber,
+  escapeHtml,
+  htmlFigure,
+  htmlLegend,
+  niceStep,
+  renderReportPage,
+  reportScript,
+  reportStylesheet,
+  shortenLabel,
+  svgChartOpen,
+  svgCoordinate,
+} from '../foundation/html.js';
 import type { Dimension, SearchSpace, TrialRecord, TrialState } from './types.js';
+
+export { escapeHtml } from '../foundation/html.js';
 
 /** A sampler or scheduler as the report names it: its name, or its spec. */
 export type ReportAlgorithm = string | { readonly name: string; readonly options?: unknown };
@@ -55,27 +70,9 @@ export interface StudyReportInput {
 
 // ---- escaping and numbers ----------------------------------------------------------------------
 
-const ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-/** Text made safe for HTML (and SVG) element content and quoted attribute values. */
-export function escapeHtml(text: string): string {
-  return String(text).replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
-}
-
 /** A coordinate: at most one decimal (the charts are 760 px wide), never NaN. */
 function px(x: number): string {
-  return Number.isFinite(x) ? String(Math.round(x * 10) / 10) : '0';
-}
-
-/** A figure for a `data-*` attribute: the number as JSON writes it (`null` when not finite). */
-function dataNum(x: number | null): string {
-  return x !== null && Number.isFinite(x) ? String(x) : 'null';
+  return svgCoordinate(x, 1);
 }
 
 /** A number for people: four significant digits, NaN and infinities spelled out. */
@@ -101,10 +98,6 @@ function valueText(v: unknown): string {
   } catch {
     return String(v);
   }
-}
-
-function shorten(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 function configText(config: Readonly<Record<string, unknown>>): string {
@@ -164,20 +157,14 @@ interface Scale {
   readonly ticks: readonly number[];
 }
 
-function niceStep(x: number): number {
-  if (!(x > 0) || !Number.isFinite(x)) return 1;
-  const p = 10 ** Math.floor(Math.log10(x));
-  const f = x / p;
-  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
-}
-
 function linearScale(lo: number, hi: number): Scale {
   if (!(hi > lo)) {
     const pad = Math.abs(lo) * 0.1 || 1;
     lo -= pad;
     hi += pad;
   }
-  const step = niceStep((hi - lo) / 4);
+  const span = (hi - lo) / 4;
+  const step = Number.isFinite(span) ? niceStep(span) : 1;
   const ticks: number[] = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
     ticks.push(Number(t.toPrecision(12)));
@@ -211,8 +198,6 @@ function valueScale(values: readonly number[]): Scale {
 
 // ---- chart frame -------------------------------------------------------------------------------
 
-const WIDTH = 760;
-const FONT = 'font-family="system-ui, sans-serif" font-size="11"';
 const STATE_COLORS: Readonly<Record<TrialState, string>> = {
   completed: '#4e79a7',
   pruned: '#f28e2b',
@@ -222,14 +207,7 @@ const STATE_COLORS: Readonly<Record<TrialState, string>> = {
 };
 
 function svgOpen(chart: string, height: number, label: string, extra: Readonly<Record<string, string>> = {}) {
-  const more = Object.entries(extra)
-    .map(([k, v]) => ` ${k}="${escapeHtml(v)}"`)
-    .join('');
-  return (
-    `<svg xmlns="http://www.w3.org/2000/svg" role="img" width="${WIDTH}" height="${px(height)}" ` +
-    `viewBox="0 0 ${WIDTH} ${px(height)}" data-chart="${chart}" aria-label="${escapeHtml(label)}"${more} ${FONT}>` +
-    `<title>${escapeHtml(label)}</title>`
-  );
+  return svgChartOpen(chart, height, label, extra, { decimals: 1 });
 }
 
 /** A value's colour: light (worst) to dark blue (best); `goodness` in [0, 1]. */
@@ -307,7 +285,7 @@ function historyChart(
   const label = `optimization history of ${metric}`;
   if (valued.length === 0) return emptyChart('history', label, `no trial reported a finite ${metric}`);
   const height = 260;
-  const [x0, x1, top, bottom] = [64, WIDTH - 16, 12, height - 40];
+  const [x0, x1, top, bottom] = [64, CHART_WIDTH - 16, 12, height - 40];
   const maxId = Math.max(1, ...trials.map((t) => t.id));
   const xs = linearScale(0, maxId);
   const ys = valueScale(valued.map((v) => v.value));
@@ -334,7 +312,7 @@ function historyChart(
   for (const { trial, value } of sorted) {
     parts.push(
       `<circle class="trial" cx="${px(X(trial.id))}" cy="${px(Y(value))}" r="3.5" fill="${STATE_COLORS[trial.state] ?? '#999'}" ` +
-        `data-trial="${trial.id}" data-value="${dataNum(value)}" data-state="${escapeHtml(trial.state)}">` +
+        `data-trial="${trial.id}" data-value="${dataNumber(value)}" data-state="${escapeHtml(trial.state)}">` +
         `<title>${escapeHtml(`trial ${trial.id} (${trial.state}): ${metric} ${fmt(value)}`)}</title></circle>`,
     );
   }
@@ -413,7 +391,7 @@ function parallelChart(
   const axes: PcAxis[] = Object.entries(input.space).map(([name, dim]) => dimensionAxis(name, dim, trials));
   axes.push(numericAxis(metric, objScale));
   const height = 300;
-  const [x0, x1, top, bottom] = [70, WIDTH - 70, 26, height - 34];
+  const [x0, x1, top, bottom] = [70, CHART_WIDTH - 70, 26, height - 34];
   const xOf = (i: number) => (axes.length === 1 ? (x0 + x1) / 2 : x0 + (i / (axes.length - 1)) * (x1 - x0));
   const Y = (at: number) => bottom - at * (bottom - top);
   const parts = [
@@ -438,7 +416,7 @@ function parallelChart(
     });
     parts.push(
       `<polyline class="trial" points="${points.join(' ')}" fill="none" stroke="${shade(good(value))}" stroke-width="1.5" ` +
-        `stroke-opacity="0.8" data-trial="${trial.id}" data-value="${dataNum(value)}">` +
+        `stroke-opacity="0.8" data-trial="${trial.id}" data-value="${dataNumber(value)}">` +
         `<title>${escapeHtml(`trial ${trial.id}: ${metric} ${fmt(value)}; ${configText(trial.config)}`)}</title></polyline>`,
     );
   }
@@ -449,7 +427,7 @@ function parallelChart(
       `<g class="axis" data-axis="${escapeHtml(axis.name)}" data-scale="${axis.kind}"${isObjective ? ' data-objective="true"' : ''}>`,
       `<line x1="${px(x)}" x2="${px(x)}" y1="${top}" y2="${bottom}" stroke="#555"/>`,
       `<text x="${px(x)}" y="${top - 10}" text-anchor="middle" font-weight="600" fill="#222">` +
-        `${escapeHtml(shorten(axis.name, 18))}${axis.kind === 'log' ? ' (log)' : ''}<title>${escapeHtml(axis.name)}</title></text>`,
+        `${escapeHtml(shortenLabel(axis.name, 18))}${axis.kind === 'log' ? ' (log)' : ''}<title>${escapeHtml(axis.name)}</title></text>`,
     ];
     // Many categories: label every k-th so the labels stay readable.
     const every = Math.max(1, Math.ceil(axis.ticks.length / 12));
@@ -457,7 +435,7 @@ function parallelChart(
       if (k % every !== 0) return;
       group.push(
         `<text x="${px(x + 4)}" y="${px(Y(t.at) + 4)}" fill="#555" paint-order="stroke" stroke="#fff" stroke-width="3">` +
-          `${escapeHtml(shorten(t.label, 14))}</text>`,
+          `${escapeHtml(shortenLabel(t.label, 14))}</text>`,
       );
     });
     group.push('</g>');
@@ -500,7 +478,7 @@ function curvesChart(trials: readonly TrialRecord[], input: StudyReportInput, be
   if (curves.length === 0)
     return emptyChart('learning-curves', label, `no trial reported a finite ${metric}`);
   const height = 280;
-  const [x0, x1, top, bottom] = [64, WIDTH - 16, 12, height - 40];
+  const [x0, x1, top, bottom] = [64, CHART_WIDTH - 16, 12, height - 40];
   let maxStep = 1;
   let minStep = 0;
   const values: number[] = [];
@@ -575,7 +553,7 @@ function lineageChart(trials: readonly TrialRecord[]): string | null {
   for (const id of involved) maxStep = Math.max(maxStep, lastStep(id));
   const rows = [...involved].sort((a, b) => a - b);
   const rowH = 20;
-  const [x0, x1, top] = [80, WIDTH - 16, 12];
+  const [x0, x1, top] = [80, CHART_WIDTH - 16, 12];
   const bottom = top + rows.length * rowH;
   const height = bottom + 40;
   const xs = linearScale(0, maxStep);
@@ -611,7 +589,7 @@ function lineageChart(trials: readonly TrialRecord[]): string | null {
       );
       parts.push(
         `<line class="exploit" x1="${px(x)}" x2="${px(x)}" y1="${px(from)}" y2="${px(to)}" stroke="#6a3d9a" stroke-width="1.5" ` +
-          `data-trial="${t.id}" data-donor="${e.donor}" data-step="${dataNum(e.step)}"><title>${title}</title></line>`,
+          `data-trial="${t.id}" data-donor="${e.donor}" data-step="${dataNumber(e.step)}"><title>${title}</title></line>`,
         `<circle class="exploit-end" cx="${px(x)}" cy="${px(to)}" r="3.5" fill="#6a3d9a"><title>${title}</title></circle>`,
       );
     }
@@ -695,10 +673,10 @@ function trialsTable(input: StudyReportInput, bestId: number | null): string {
       return (
         `<tr data-trial="${t.id}" data-state="${escapeHtml(t.state)}"${t.id === bestId ? ' class="best"' : ''}>` +
         `<td class="num" data-sort="${t.id}">${t.id}</td><td${stateClass}>${escapeHtml(t.state)}</td>` +
-        `<td class="num" data-sort="${dataNum(value)}">${escapeHtml(fmt(value))}</td>` +
+        `<td class="num" data-sort="${dataNumber(value)}">${escapeHtml(fmt(value))}</td>` +
         `<td class="num" data-sort="${t.reports.length}">${t.reports.length}</td>` +
         `<td class="num" data-sort="${t.lineage.length}">${t.lineage.length}</td>` +
-        `<td class="num" data-sort="${dataNum(ran)}">${escapeHtml(ran === null ? '-' : duration(ran))}</td>` +
+        `<td class="num" data-sort="${dataNumber(ran)}">${escapeHtml(ran === null ? '-' : duration(ran))}</td>` +
         `<td>${escapeHtml(config)}</td><td class="bad">${escapeHtml(t.error ?? '')}</td></tr>`
       );
     });
@@ -711,77 +689,26 @@ function trialsTable(input: StudyReportInput, bestId: number | null): string {
 
 // ---- the page ----------------------------------------------------------------------------------
 
-const STYLE = `
-:root { color-scheme: light; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0; background: #f6f7f9; }
-main { max-width: 1040px; margin: 0 auto; padding: 16px 24px 48px; }
-h1 { font-size: 22px; margin: 8px 0 4px; } h2 { font-size: 17px; margin: 12px 0 8px; }
-.meta { color: #555; margin: 0 0 12px; }
-section { background: #fff; border: 1px solid #e1e4e8; border-radius: 6px; padding: 8px 16px 16px; margin: 16px 0; }
-figure { margin: 8px 0 8px; overflow-x: auto; } svg { max-width: 100%; height: auto; } figcaption { color: #555; font-size: 12px; }
-dl.summary { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
-dl.summary dt { color: #555; } dl.summary dd { margin: 0; overflow-wrap: anywhere; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 8px 0; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eceef1; vertical-align: top; }
-th { background: #f0f2f5; cursor: pointer; user-select: none; white-space: nowrap; }
-th[data-dir="asc"]::after { content: " ▲"; } th[data-dir="desc"]::after { content: " ▼"; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-tr.best { background: #eef5fc; }
-.bad { color: #c0392b; } .ok { color: #1e8449; }
-.legend span { display: inline-block; margin-right: 14px; font-size: 12px; }
-.legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; vertical-align: -1px; }
-.legend i.ramp { width: 60px; background: linear-gradient(90deg, #c6dbef, #08306b); }
-.note { color: #555; font-size: 13px; }
-`;
+/** The base stylesheet, tighter, with the summary list, the best trial's row and the colour ramp. */
+const STYLE = reportStylesheet({
+  headingMargin: '12px 0 8px',
+  figureMargin: '8px 0 8px',
+  boldBad: false,
+  rules:
+    'dl.summary { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }\n' +
+    'dl.summary dt { color: #555; } dl.summary dd { margin: 0; overflow-wrap: anywhere; }\n' +
+    'tr.best { background: #eef5fc; }\n' +
+    '.legend i.ramp { width: 60px; background: linear-gradient(90deg, #c6dbef, #08306b); }\n',
+});
 
 /** The page's only script: sortable tables, and a mark that the page rendered. */
-const SCRIPT = `(function () {
-  var doc = document;
-  doc.querySelectorAll('table.sortable').forEach(function (table) {
-    table.querySelectorAll('thead th').forEach(function (th, col) {
-      th.addEventListener('click', function () {
-        var dir = th.getAttribute('data-dir') === 'asc' ? 'desc' : 'asc';
-        table.querySelectorAll('thead th').forEach(function (h) { h.removeAttribute('data-dir'); });
-        th.setAttribute('data-dir', dir);
-        var body = table.tBodies[0];
-        var key = function (row) {
-          var cell = row.cells[col];
-          if (!cell) return '';
-          var v = cell.getAttribute('data-sort');
-          return v !== null && v !== 'null' ? Number(v) : cell.textContent;
-        };
-        Array.prototype.slice.call(body.rows)
-          .sort(function (a, b) {
-            var x = key(a), y = key(b);
-            var c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y));
-            return dir === 'asc' ? c : -c;
-          })
-          .forEach(function (row) { body.appendChild(row); });
-      });
-    });
-  });
-  var n = function (sel) { return doc.querySelectorAll(sel).length; };
-  var out = doc.getElementById('rendered');
-  if (out) {
-    out.textContent = n('svg[data-chart]') + ' charts, ' + n('svg[data-chart] circle') + ' points, ' +
-      n('svg[data-chart] polyline') + ' polylines, ' + n('svg[data-chart] line.exploit') + ' exploits, ' +
-      n('table[data-table="trials"] tbody tr') + ' rows';
-  }
-  doc.documentElement.setAttribute('data-ready', 'true');
-})();`;
-
-const SCRIPT_HASH = createHash('sha256').update(SCRIPT).digest('base64');
-
-/** No network at all; inline styles; only this page's own script (by hash). */
-const CSP = `default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-${SCRIPT_HASH}'`;
-
-function figureOf(svg: string, caption: string): string {
-  return `<figure>${svg}<figcaption>${escapeHtml(caption)}</figcaption></figure>`;
-}
-
-function legend(items: readonly { label: string; color: string }[]): string {
-  return `<p class="legend">${items.map((i) => `<span><i style="background:${i.color}"></i>${escapeHtml(i.label)}</span>`).join('')}</p>`;
-}
+const SCRIPT = reportScript([
+  { selector: 'svg[data-chart]', label: 'charts' },
+  { selector: 'svg[data-chart] circle', label: 'points' },
+  { selector: 'svg[data-chart] polyline', label: 'polylines' },
+  { selector: 'svg[data-chart] line.exploit', label: 'exploits' },
+  { selector: 'table[data-table="trials"] tbody tr', label: 'rows' },
+]);
 
 /** Render the self-contained HTML report of a study (see the module comment for what it holds). */
 export function renderStudyReport(input: StudyReportInput): string {
@@ -802,7 +729,7 @@ export function renderStudyReport(input: StudyReportInput): string {
     missing > 0 ? ` ${missing} trial(s) without a finite ${metric} (failed, or NaN) are not plotted.` : '';
   const title = `mabeam tune: ${input.name}`;
   const generated = dateText(input.generatedAt ?? Date.now());
-  const stateLegend = legend(
+  const stateLegend = htmlLegend(
     (['completed', 'pruned', 'failed', 'running'] as const).map((s) => ({
       label: s,
       color: STATE_COLORS[s],
@@ -813,21 +740,21 @@ export function renderStudyReport(input: StudyReportInput): string {
     summarySection(input, best),
     '<section data-section="history"><h2>Optimization history</h2>',
     stateLegend,
-    figureOf(
+    htmlFigure(
       historyChart(trials, valued, input),
       `Each trial's best ${metric} in trial order (colored by state); the red line is the best so far.${missingNote}`,
     ),
     '</section>',
     '<section data-section="parallel-coordinates"><h2>Parallel coordinates</h2>',
     `<p class="legend"><span><i class="ramp"></i>${escapeHtml(`worst to best ${metric}`)}</span></p>`,
-    figureOf(
+    htmlFigure(
       parallelChart(trials, valued, input),
       `One line per trial through its configuration (the final one, after any PBT exploit) and its ${metric}.${missingNote}`,
     ),
     '</section>',
     '<section data-section="learning-curves"><h2>Learning curves</h2>',
     stateLegend,
-    figureOf(
+    htmlFigure(
       curvesChart(trials, input, bestId),
       `${metric} at each reported step; pruned trials are dashed and end in a dot where they were stopped; the best trial is dark and thick.`,
     ),
@@ -835,7 +762,7 @@ export function renderStudyReport(input: StudyReportInput): string {
     '<section data-section="lineage"><h2>PBT lineage</h2>',
     lineage === null
       ? '<p class="note" data-note="no-exploits">No exploits: no trial took another trial\'s checkpoint.</p>'
-      : figureOf(
+      : htmlFigure(
           lineage,
           "Each row is a trial; a purple line runs from the donor's row to the trial that took its checkpoint, at that step.",
         ),
@@ -844,20 +771,12 @@ export function renderStudyReport(input: StudyReportInput): string {
       trials.length === 0 ? '<p class="note" data-note="no-trials">No trial ran.</p>' : ''
     }${trialsTable(input, bestId)}</section>`,
   ];
-  return [
-    '<!DOCTYPE html>',
-    '<html lang="en"><head><meta charset="utf-8">',
-    `<meta http-equiv="Content-Security-Policy" content="${escapeHtml(CSP)}">`,
-    '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    '<meta name="generator" content="mabeam tune">',
-    `<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>`,
-    '<body><main>',
-    `<h1>${escapeHtml(title)}</h1>`,
-    `<p class="meta">Generated ${escapeHtml(generated)} by mabeam. <span id="rendered"></span></p>`,
-    ...body,
-    '</main>',
-    `<script>${SCRIPT}</script>`,
-    '</body></html>',
-    '',
-  ].join('\n');
+  return renderReportPage({
+    title,
+    generator: 'mabeam tune',
+    generatedAt: generated,
+    style: STYLE,
+    script: SCRIPT,
+    body,
+  });
 }
