@@ -10,25 +10,33 @@
  * Every study is stored in SQLite (`--storage`, default mabeam-tune.db): `--resume` runs the trials
  * that remain, continues the interrupted ones from their last checkpoint, and never re-runs a
  * finished one. Bad input (a missing or malformed CSV, an unknown target column, a bad space, a
- * trainable without `train`) is reported before any work starts, with exit status 2.
+ * trainable without `train`, bad `--param`s, a model that cannot learn the data's task, a report
+ * path that cannot be written, a study option given with `--resume`) is reported before any work
+ * starts and before anything is stored, with exit status 2.
  *
  * stdout gets the results (a summary, or JSON with --json); stderr gets progress: a live status
  * line on a terminal, plain lines otherwise (one per finished trial, which scripts and tests read).
  */
-import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
 import { MabeamError } from '../kernel/index.js';
-import { loadCsv } from '../tune/data.js';
-import { checkTrainable } from '../tune/executor.js';
+import { trainingData } from '../tune/data.js';
+import { checkExecutorOptions, checkTrainable, MIN_MEMORY_LIMIT_MB } from '../tune/executor.js';
 import { SAMPLER_NAMES, SCHEDULER_NAMES } from '../tune/registry.js';
 import { renderStudyReport } from '../tune/report.js';
 import { checkSpace } from '../tune/space.js';
 import { StudyStorage } from '../tune/storage.js';
-import { type Objective, Study, type StudyOptions, type StudySpec } from '../tune/study.js';
+import {
+  checkStudyOptions,
+  type Objective,
+  Study,
+  type StudyOptions,
+  type StudySpec,
+} from '../tune/study.js';
 import { builtinTrainables } from '../tune/trainables/index.js';
 import { runStudy, type TuneEvent, type TuneResult } from '../tune/tune.js';
 import type { TrainableRef } from '../tune/types.js';
@@ -70,6 +78,35 @@ export interface TuneOpts {
 const OK = 0;
 const FAILED = 1;
 const BAD_INPUT = 2;
+
+/** The heap limit of a trial's thread in MB when `--memory-limit` is not given. */
+const DEFAULT_MEMORY_LIMIT_MB = 512;
+
+/** Built-in models that classify only (a regression target is bad input for them). */
+const CLASSIFIERS: ReadonlySet<string> = new Set(['logreg']);
+
+/**
+ * Options that shape a study: `--resume` reads them from the storage, so giving one with it is
+ * refused rather than silently ignored. (Run-time options such as --report stay allowed.)
+ */
+const STUDY_OPTIONS: readonly (readonly [keyof TuneOpts, string])[] = [
+  ['study', '--study'],
+  ['model', '--model'],
+  ['data', '--data'],
+  ['target', '--target'],
+  ['trainable', '--trainable'],
+  ['space', '--space'],
+  ['metric', '--metric'],
+  ['mode', '--mode'],
+  ['sampler', '--sampler'],
+  ['scheduler', '--scheduler'],
+  ['trials', '--trials'],
+  ['concurrency', '--concurrency'],
+  ['seed', '--seed'],
+  ['maxSteps', '--max-steps'],
+  ['allocation', '--allocation'],
+  ['param', '--param'],
+];
 
 function wholeNumber(name: string, min = 1) {
   return (text: string): number => {
@@ -134,14 +171,17 @@ export function registerTuneCommand(program: Command, io: TuneIo, done: (code: n
     )
     .option('--storage <file.db>', 'the SQLite file holding studies (default mabeam-tune.db)')
     .option('--study <name>', 'name of the new study (default: study-<time>)')
-    .option('--resume <name>', 'continue this stored study (its spec is read from the storage)')
+    .option(
+      '--resume <name>',
+      'continue this stored study (its spec is read from the storage: no study options with it)',
+    )
     .option('--json', 'print the result as JSON')
     .option('--report <out.html>', 'write a self-contained HTML report with plots')
     .option('--trial-timeout <ms>', 'fail a trial that runs longer than this', wholeNumber('--trial-timeout'))
     .option(
       '--memory-limit <mb>',
-      "heap limit of a trial's thread (default 512)",
-      wholeNumber('--memory-limit'),
+      `heap limit of a trial's thread in MB, at least ${MIN_MEMORY_LIMIT_MB} (default ${DEFAULT_MEMORY_LIMIT_MB})`,
+      wholeNumber('--memory-limit', MIN_MEMORY_LIMIT_MB),
     )
     .option(
       '--param <key=value>',
@@ -149,7 +189,11 @@ export function registerTuneCommand(program: Command, io: TuneIo, done: (code: n
       collectParam,
       {},
     )
-    .addHelpText('after', '\nExit status: 0 the study ran; 1 every trial failed; 2 bad input (nothing ran).')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 the study ran; 1 every trial failed, or the report could not be written;' +
+        ' 2 bad input (nothing ran, nothing stored).',
+    )
     .action(async (opts: TuneOpts) => {
       done(await tuneCommand(opts, io));
     });
@@ -213,10 +257,18 @@ async function studyFromOptions(opts: TuneOpts): Promise<StudyOptions & { traina
     }
     let params: Record<string, unknown> = { dataset: 'iris', seed, maxSteps, ...opts.param };
     if (opts.data !== undefined && opts.target !== undefined) {
-      const path = resolvePath(opts.data);
-      // Parsed here once so that a bad file is reported before any trial starts.
-      await loadCsv(path, { target: opts.target });
-      params = { csv: path, target: opts.target, seed, maxSteps, ...opts.param };
+      params = { csv: resolvePath(opts.data), target: opts.target, seed, maxSteps, ...opts.param };
+    }
+    // The data every trial will train on, loaded and split here once with the very params the
+    // trials get (--param delimiter=, task=, testFraction=...), so that a bad file or a bad param
+    // is reported before any trial starts.
+    const { data } = trainingData(params, maxSteps);
+    if (CLASSIFIERS.has(model) && data.task !== 'classification') {
+      throw new BadInput(
+        `--model ${model} classifies, but target ${JSON.stringify(data.target)} of ${data.name} is a ` +
+          'regression target (numeric with many values): use --model mlp, or --param task=classification ' +
+          'if its values are class labels',
+      );
     }
     trainable = { module: builtin.module, params };
     space = opts.space !== undefined ? await readJson(opts.space, 'space file') : builtin.space;
@@ -305,20 +357,83 @@ function summaryText(result: TuneResult, study: string, storage: string): string
 interface Prepared {
   readonly study: Study;
   readonly name: string;
-  readonly trainable: TrainableRef | undefined;
+  readonly trainable: TrainableRef;
 }
 
-/** Open the storage and create (or load, with --resume) the study; everything here is bad input. */
-async function prepare(opts: TuneOpts, storage: StudyStorage): Promise<Prepared> {
+/** Refuse study-shaping options given with --resume (the stored spec decides them). */
+function refuseStudyOptions(opts: TuneOpts): void {
+  const given = STUDY_OPTIONS.filter(([key]) => {
+    const value = opts[key];
+    return key === 'param'
+      ? value !== undefined && Object.keys(value as object).length > 0
+      : value !== undefined;
+  }).map(([, flag]) => flag);
+  if (given.length > 0) {
+    throw new BadInput(
+      `--resume continues study ${JSON.stringify(opts.resume)} as it was stored: ${given.join(', ')} ` +
+        `cannot change it (drop ${given.length === 1 ? 'that option' : 'those options'}, or start a new study)`,
+    );
+  }
+}
+
+/**
+ * Check that the report can be written where --report says: its folder exists and is writable,
+ * and it is not a folder itself. Nothing is created.
+ */
+async function checkReportPath(report: string | undefined): Promise<void> {
+  if (report === undefined) return;
+  const path = resolvePath(report);
+  const folder = dirname(path);
+  const folderStat = await stat(folder).catch(() => null);
+  if (folderStat === null || !folderStat.isDirectory()) {
+    throw new BadInput(`cannot write the report ${report}: the folder ${folder} does not exist`);
+  }
+  const fileStat = await stat(path).catch(() => null);
+  if (fileStat?.isDirectory() === true) {
+    throw new BadInput(`cannot write the report ${report}: it is a folder`);
+  }
+  try {
+    await access(fileStat === null ? folder : path, constants.W_OK);
+  } catch {
+    throw new BadInput(
+      `cannot write the report ${report}: ${fileStat === null ? `the folder ${folder}` : 'the file'} is not writable`,
+    );
+  }
+}
+
+/**
+ * Check every option, then open the storage and create (or load, with --resume) the study:
+ * nothing is stored until everything that can be checked has been. Every throw here is bad input.
+ */
+async function prepare(
+  opts: TuneOpts,
+  storagePath: string,
+  limits: { readonly trialTimeoutMs?: number; readonly memoryLimitMb: number },
+  opened: (storage: StudyStorage) => void,
+): Promise<Prepared> {
   if (opts.resume !== undefined) {
     const name = opts.resume;
+    refuseStudyOptions(opts);
+    await checkReportPath(opts.report);
+    checkExecutorOptions({ threads: 1, ...limits });
+    const storage = StudyStorage.open(storagePath);
+    opened(storage);
     const stored = storage.loadStudy(name);
     const trainable = stored.spec.trainable;
-    if (trainable !== undefined) await checkTrainable(trainable);
+    if (trainable === undefined) {
+      throw new BadInput(`study ${name} has no stored trainable: resume it from code (runStudy)`);
+    }
+    checkExecutorOptions({ threads: stored.spec.concurrency, ...limits });
+    await checkTrainable(trainable);
     return { study: Study.resume(stored.spec, stored.trials, { store: storage, name }), name, trainable };
   }
+  await checkReportPath(opts.report);
   const options = await studyFromOptions(opts);
+  checkStudyOptions(options);
+  checkExecutorOptions({ threads: options.concurrency, ...limits });
   const name = opts.study ?? `study-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const storage = StudyStorage.open(storagePath);
+  opened(storage);
   const study = Study.create(options, { store: storage, name });
   storage.createStudy(name, study.spec);
   return { study, name, trainable: options.trainable };
@@ -343,12 +458,17 @@ async function writeReport(path: string, name: string, result: TuneResult): Prom
 /** Run `mabeam tune` with parsed options; resolves to the exit status. */
 export async function tuneCommand(opts: TuneOpts, io: TuneIo): Promise<number> {
   const storagePath = resolvePath(opts.storage ?? 'mabeam-tune.db');
+  const limits = {
+    ...(opts.trialTimeout === undefined ? {} : { trialTimeoutMs: opts.trialTimeout }),
+    memoryLimitMb: opts.memoryLimit ?? DEFAULT_MEMORY_LIMIT_MB,
+  };
   let storage: StudyStorage | null = null;
   try {
     let prepared: Prepared;
     try {
-      storage = StudyStorage.open(storagePath);
-      prepared = await prepare(opts, storage);
+      prepared = await prepare(opts, storagePath, limits, (opened) => {
+        storage = opened;
+      });
     } catch (error) {
       if (error instanceof BadInput || error instanceof MabeamError) {
         io.stderr(`mabeam tune: ${error.message}\n`);
@@ -362,23 +482,29 @@ export async function tuneCommand(opts: TuneOpts, io: TuneIo): Promise<number> {
         `sampler ${study.spec.sampler.name}, scheduler ${study.spec.scheduler.name}, ` +
         `${study.spec.objective.mode} ${study.spec.objective.metric}\n`,
     );
-    const result = await runStudy(study, {
-      ...(trainable === undefined ? {} : { trainable }),
-      ...(opts.trialTimeout === undefined ? {} : { trialTimeoutMs: opts.trialTimeout }),
-      ...(opts.memoryLimit === undefined ? {} : { memoryLimitMb: opts.memoryLimit }),
-      onEvent: progress(io, study.spec),
-    });
+    const result = await runStudy(study, { trainable, ...limits, onEvent: progress(io, study.spec) });
     if (io.tty === true) io.stderr('\n');
+    // A report that cannot be written (its folder removed while the study ran...) does not lose
+    // the results: they are printed all the same, and the exit status says something failed.
+    let reportError: string | null = null;
     if (opts.report !== undefined) {
-      await writeReport(opts.report, name, result);
-      io.stderr(`mabeam tune: report written to ${opts.report}\n`);
+      try {
+        await writeReport(opts.report, name, result);
+        io.stderr(`mabeam tune: report written to ${opts.report}\n`);
+      } catch (error) {
+        reportError = error instanceof Error ? error.message : String(error);
+      }
     }
     if (opts.json === true) {
       const { best, summary, wallMs, trials } = result;
       io.stdout(`${JSON.stringify({ study: name, storage: storagePath, best, summary, wallMs, trials })}\n`);
     } else io.stdout(summaryText(result, name, storagePath));
+    if (reportError !== null) {
+      io.stderr(`mabeam tune: cannot write the report ${opts.report}: ${reportError}\n`);
+      return FAILED;
+    }
     return result.summary.completed + result.summary.pruned > 0 ? OK : FAILED;
   } finally {
-    storage?.close();
+    (storage as StudyStorage | null)?.close();
   }
 }

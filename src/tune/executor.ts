@@ -164,6 +164,46 @@ export interface ExecutorOptions {
   readonly name?: string;
 }
 
+/** The smallest heap limit per thread (`memoryLimitMb`) a trial's thread can start with, in MB. */
+export const MIN_MEMORY_LIMIT_MB = 8;
+
+/**
+ * Check executor options without starting anything (what `TrialExecutor.start` checks first), so a
+ * caller can refuse bad ones before it does any work. Throws InvalidArgumentError naming the bad
+ * option; returns the thread count (defaulted to the cores) and the limits.
+ */
+export function checkExecutorOptions(options: ExecutorOptions = {}): {
+  readonly threads: number;
+  readonly trialTimeoutMs: number | undefined;
+  readonly memoryLimitMb: number | undefined;
+} {
+  if (options === null || typeof options !== 'object')
+    throw new InvalidArgumentError('executor options', 'must be an object', options);
+  const threads = options.threads ?? Math.max(1, availableParallelism());
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new InvalidArgumentError('executor option "threads"', 'must be an integer >= 1', options.threads);
+  }
+  const { trialTimeoutMs, memoryLimitMb } = options;
+  if (trialTimeoutMs !== undefined && !(typeof trialTimeoutMs === 'number' && trialTimeoutMs > 0)) {
+    throw new InvalidArgumentError(
+      'executor option "trialTimeoutMs"',
+      'must be a positive number of ms',
+      trialTimeoutMs,
+    );
+  }
+  if (
+    memoryLimitMb !== undefined &&
+    !(Number.isFinite(memoryLimitMb) && memoryLimitMb >= MIN_MEMORY_LIMIT_MB)
+  ) {
+    throw new InvalidArgumentError(
+      'executor option "memoryLimitMb"',
+      `must be a number of MB >= ${MIN_MEMORY_LIMIT_MB}`,
+      memoryLimitMb,
+    );
+  }
+  return { threads, trialTimeoutMs, memoryLimitMb };
+}
+
 /** One run of a trial. */
 export interface TrialRequest {
   readonly trialId: number;
@@ -257,29 +297,9 @@ export class TrialExecutor {
     this.#memoryLimitMb = memoryLimitMb;
   }
 
-  /** Start the threads. Rejects with InvalidArgumentError naming a bad option. */
+  /** Start the threads. Rejects with InvalidArgumentError naming a bad option (see checkExecutorOptions). */
   static async start(options: ExecutorOptions = {}): Promise<TrialExecutor> {
-    if (options === null || typeof options !== 'object')
-      throw new InvalidArgumentError('executor options', 'must be an object', options);
-    const threads = options.threads ?? Math.max(1, availableParallelism());
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw new InvalidArgumentError('executor option "threads"', 'must be an integer >= 1', options.threads);
-    }
-    const { trialTimeoutMs, memoryLimitMb } = options;
-    if (trialTimeoutMs !== undefined && !(trialTimeoutMs > 0)) {
-      throw new InvalidArgumentError(
-        'executor option "trialTimeoutMs"',
-        'must be a positive number of ms',
-        trialTimeoutMs,
-      );
-    }
-    if (memoryLimitMb !== undefined && !(Number.isFinite(memoryLimitMb) && memoryLimitMb >= 8)) {
-      throw new InvalidArgumentError(
-        'executor option "memoryLimitMb"',
-        'must be a number of MB >= 8',
-        memoryLimitMb,
-      );
-    }
+    const { threads, trialTimeoutMs, memoryLimitMb } = checkExecutorOptions(options);
     const pool = await TaskPool.start<WorkerTask, TrialRunOutcome | CheckResult>({
       filename: WORKER_MODULE,
       name: options.name ?? 'tune-trials',

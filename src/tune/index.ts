@@ -7,8 +7,10 @@
 export * from './allocation.js';
 export * from './data.js';
 export {
+  checkExecutorOptions,
   checkTrainable,
   type ExecutorOptions,
+  MIN_MEMORY_LIMIT_MB,
   TrainableError,
   type TrainableErrorCode,
   TrainableErrorCodes,

@@ -8,8 +8,9 @@
  * report and once the state is stored for a checkpoint. After a "stop" decision the next report
  * throws a private StopSignal, which ends the run as "stopped" however the trainable is written.
  *
- * TypeScript trainables (.ts, .mts) are imported through tsx, registered in the thread the first
- * time one is needed (when this module itself runs from source, tsx is already there).
+ * TypeScript trainables (.ts, .mts, .cts) are imported with tsx's `tsImport`, which loads them in
+ * an ES-module package or a CommonJS one alike (tsx's ESM hooks alone leave a .ts file outside a
+ * "type": "module" package to Node's CommonJS loader, which fails on it).
  */
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -101,16 +102,28 @@ export const TS_EXTENSION = /\.(?:[cm]?ts|tsx)$/i;
 
 // ---- loading trainables ------------------------------------------------------------------------
 
-/** True when this module runs from TypeScript source: tsx is then registered in this thread. */
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-let tsxRegistered: Promise<void> | null = null;
+/**
+ * TypeScript modules imported so far in this thread, by file URL. `tsImport` registers its own
+ * (namespaced) ESM and CommonJS hooks at each call and loads a fresh copy of the module, so each
+ * module is imported once per thread, as `import()` does for JavaScript.
+ */
+const tsModules = new Map<string, Promise<Record<string, unknown>>>();
 
-function ensureTsx(): Promise<void> {
-  if (FROM_SOURCE) return Promise.resolve();
-  tsxRegistered ??= import('tsx/esm/api').then(({ register }) => {
-    register();
-  });
-  return tsxRegistered;
+/**
+ * Import a .ts/.mts/.cts module with tsx's `tsImport`: it loads TypeScript whatever the module's
+ * package scope (a .ts file outside a package with "type": "module" goes through Node's CommonJS
+ * loader, which tsx's ESM hooks alone do not cover). A failed import is not cached.
+ */
+function importTypeScript(href: string): Promise<Record<string, unknown>> {
+  let loading = tsModules.get(href);
+  if (loading === undefined) {
+    loading = import('tsx/esm/api').then(
+      ({ tsImport }) => tsImport(href, import.meta.url) as Promise<Record<string, unknown>>,
+    );
+    tsModules.set(href, loading);
+    loading.catch(() => tsModules.delete(href));
+  }
+  return loading;
 }
 
 function messageOf(error: unknown): string {
@@ -143,8 +156,9 @@ export async function loadTrainable(href: string, exportName: string): Promise<L
   }
   let mod: Record<string, unknown>;
   try {
-    if (TS_EXTENSION.test(path)) await ensureTsx();
-    mod = (await import(href)) as Record<string, unknown>;
+    mod = TS_EXTENSION.test(path)
+      ? await importTypeScript(href)
+      : ((await import(href)) as Record<string, unknown>);
   } catch (error) {
     return {
       ok: false,

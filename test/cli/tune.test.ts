@@ -1,15 +1,17 @@
 /**
  * `mabeam tune` from the command line: bad input reported before any work starts (exit 2, nothing
  * stored), a small real study on iris with the built-in logistic regression, JSON output, the HTML
- * report, and a study on a user's CSV.
+ * report, a study on a user's CSV, a user's TypeScript trainable outside any package, the default
+ * heap limit, and --resume refusing study options.
  */
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { StudyStorage } from '../../src/tune/storage.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -20,6 +22,14 @@ afterAll(async () => {
 });
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return cliWith(() => {}, ...argv);
+}
+
+/** `cli`, calling `onStderr` with each piece of stderr as it is written. */
+async function cliWith(
+  onStderr: (text: string) => void,
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const code = await main(argv, {
@@ -28,12 +38,43 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
     },
     stderr: (t) => {
       err += t;
+      onStderr(t);
     },
   });
   return { code, out, err };
 }
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/study/${name}`, import.meta.url));
+const tuneFixture = (name: string) => fileURLToPath(new URL(`../fixtures/tune/${name}`, import.meta.url));
+
+/** A small, quick study's options. */
+const SMALL = ['--trials', '2', '--concurrency', '1', '--max-steps', '2'];
+
+/** The names of the studies stored in `db` (none when the file does not exist). */
+function storedStudies(db: string): string[] {
+  if (!existsSync(db)) return [];
+  const storage = StudyStorage.open(db);
+  try {
+    return storage.listStudies().map((s) => s.name);
+  } finally {
+    storage.close();
+  }
+}
+
+/** Asserts that no trial ran (a trial line on stderr means one did). */
+function expectNoTrial(err: string): void {
+  expect(err).not.toMatch(/^trial \d+ /m);
+  expect(err).not.toMatch(/mabeam tune: study /);
+}
+
+/** A CSV in `dir` with a numeric target of many values (a regression task). */
+async function regressionCsv(name: string): Promise<string> {
+  const csv = path.join(dir, name);
+  const rows = ['a,b,price'];
+  for (let i = 0; i < 60; i++) rows.push(`${i % 7},${(i * 3) % 11},${(i * 1.37).toFixed(3)}`);
+  await writeFile(csv, `${rows.join('\n')}\n`);
+  return csv;
+}
 
 describe('mabeam tune: bad input, before any work', () => {
   it('names a missing CSV file', async () => {
@@ -86,6 +127,100 @@ describe('mabeam tune: bad input, before any work', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/train/);
     expect(r.err).toMatch(/fit/);
+  });
+
+  it('--memory-limit below the executor minimum (8 MB): exit 2, no study stored', async () => {
+    const db = path.join(dir, 'mem.db');
+    const r = await cli(
+      'tune',
+      '--model',
+      'logreg',
+      ...SMALL,
+      '--storage',
+      db,
+      '--study',
+      'm',
+      '--memory-limit',
+      '4',
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--memory-limit must be a whole number >= 8/);
+    expect(storedStudies(db)).not.toContain('m');
+  });
+
+  it('--report into a folder that does not exist: exit 2 before any trial runs, no study stored', async () => {
+    const db = path.join(dir, 'report.db');
+    const report = path.join(dir, 'no-such-dir', 'r.html');
+    const r = await cli(
+      'tune',
+      '--model',
+      'logreg',
+      ...SMALL,
+      '--storage',
+      db,
+      '--study',
+      'r',
+      '--report',
+      report,
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/cannot write the report .*no-such-dir.*does not exist/);
+    expectNoTrial(r.err);
+    expect(storedStudies(db)).not.toContain('r');
+    const folder = await cli('tune', '--model', 'logreg', ...SMALL, '--storage', db, '--report', dir);
+    expect(folder.code).toBe(2);
+    expect(folder.err).toMatch(/it is a folder/);
+  });
+
+  it('checks the CSV with the delimiter given as --param delimiter=;', async () => {
+    const csv = path.join(dir, 'semi.csv');
+    const rows = ['a;b;label'];
+    for (let i = 0; i < 40; i++) rows.push(`${(i * 0.37) % 1};${(i * 0.71) % 1};${i % 2 === 0 ? 'x' : 'y'}`);
+    await writeFile(csv, `${rows.join('\n')}\n`);
+    const args = ['tune', '--model', 'logreg', '--data', csv, '--target', 'label', ...SMALL];
+    const r = await cli(...args, '--param', 'delimiter=;', '--storage', path.join(dir, 'semi.db'));
+    expect(r.err).not.toMatch(/no target column/);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/trials: 2 run/);
+    // Without it the file has one column "a;b;label": refused up front, naming the columns.
+    const plain = await cli(...args, '--storage', path.join(dir, 'semi2.db'));
+    expect(plain.code).toBe(2);
+    expect(plain.err).toMatch(/a;b;label/);
+    expectNoTrial(plain.err);
+  }, 60_000);
+
+  it('logreg on a regression target: exit 2 naming the problem, before any trial runs', async () => {
+    const csv = await regressionCsv('reg.csv');
+    const db = path.join(dir, 'reg.db');
+    const r = await cli(
+      'tune',
+      '--model',
+      'logreg',
+      '--data',
+      csv,
+      '--target',
+      'price',
+      ...SMALL,
+      '--storage',
+      db,
+    );
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toMatch(/--model logreg classifies, but target "price" .* regression target/);
+    expect(r.err).toMatch(/--model mlp/);
+    expectNoTrial(r.err);
+    expect(storedStudies(db)).toEqual([]);
+  });
+
+  it('a bad built-in param (--param testFraction=2, --param dataset=mnist): exit 2 naming it', async () => {
+    const db = path.join(dir, 'params.db');
+    const r = await cli('tune', '--model', 'logreg', '--param', 'testFraction=2', ...SMALL, '--storage', db);
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toMatch(/testFraction/);
+    expectNoTrial(r.err);
+    const d = await cli('tune', '--model', 'logreg', '--param', 'dataset=mnist', ...SMALL, '--storage', db);
+    expect(d.code, d.err).toBe(2);
+    expect(d.err).toMatch(/mnist/);
+    expect(storedStudies(db)).toEqual([]);
   });
 
   it('names an unknown study on --resume', async () => {
@@ -178,5 +313,137 @@ describe('mabeam tune: real studies', () => {
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/trials: 8 run, 8 completed/);
     expect(r.out).toMatch(/best loss: /);
+  }, 60_000);
+
+  it('tunes a .ts trainable from a folder with no package.json (a CommonJS scope)', async () => {
+    const folder = await mkdtemp(path.join(tmpdir(), 'mabeam-tune-ts-'));
+    try {
+      expect(existsSync(path.join(folder, 'package.json'))).toBe(false);
+      const file = path.join(folder, 'train.ts');
+      await copyFile(tuneFixture('standalone-trainable.ts'), file);
+      const r = await cli(
+        'tune',
+        '--trainable',
+        file,
+        ...SMALL,
+        '--scheduler',
+        'fifo',
+        '--sampler',
+        'random',
+        '--storage',
+        path.join(folder, 's.db'),
+      );
+      expect(r.err).not.toMatch(/failed to load/);
+      expect(r.code, r.err).toBe(0);
+      expect(r.out).toMatch(/trials: 2 run, 2 completed/);
+      expect(r.out).toMatch(/best loss: /);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("runs each trial's thread with a 512 MB heap limit unless --memory-limit says otherwise", async () => {
+    const heapMb = async (...extra: string[]) => {
+      const r = await cli(
+        'tune',
+        '--trainable',
+        tuneFixture('heap-limit.mjs'),
+        '--trials',
+        '1',
+        '--concurrency',
+        '1',
+        '--max-steps',
+        '1',
+        '--scheduler',
+        'fifo',
+        '--sampler',
+        'random',
+        '--storage',
+        path.join(dir, 'heap.db'),
+        '--json',
+        ...extra,
+      );
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out) as { best: { value: number } }).best.value;
+    };
+    // V8's heap_size_limit is the old generation's limit plus the young generation's.
+    const byDefault = await heapMb();
+    expect(byDefault).toBeGreaterThanOrEqual(512);
+    expect(byDefault).toBeLessThan(700);
+    const small = await heapMb('--memory-limit', '64');
+    expect(small).toBeGreaterThanOrEqual(64);
+    expect(small).toBeLessThan(byDefault);
+  }, 60_000);
+
+  it('a report that cannot be written at the end: the results are printed, the error reported, exit 1', async () => {
+    const folder = path.join(dir, 'vanishing');
+    await mkdir(folder);
+    const report = path.join(folder, 'r.html');
+    // The folder is removed once the study starts (after the up-front check passed).
+    const r = await cliWith(
+      (text) => {
+        if (text.startsWith('mabeam tune: study ')) rmSync(folder, { recursive: true, force: true });
+      },
+      'tune',
+      '--model',
+      'logreg',
+      ...SMALL,
+      '--storage',
+      path.join(dir, 'vanishing.db'),
+      '--report',
+      report,
+      '--json',
+    );
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/cannot write the report .*r\.html/);
+    const result = JSON.parse(r.out) as { summary: { trials: number } };
+    expect(result.summary.trials).toBe(2);
+  }, 60_000);
+});
+
+describe('mabeam tune --resume', () => {
+  it('refuses study options given with it, naming them; run-time options stay allowed', async () => {
+    const db = path.join(dir, 'resume.db');
+    const first = await cli('tune', '--model', 'logreg', ...SMALL, '--storage', db, '--study', 's');
+    expect(first.code, first.err).toBe(0);
+    const trials = await cli('tune', '--resume', 's', '--trials', '4', '--storage', db, '--json');
+    expect(trials.code).toBe(2);
+    expect(trials.err).toMatch(/--trials/);
+    expectNoTrial(trials.err);
+    const several = await cli(
+      'tune',
+      '--resume',
+      's',
+      '--model',
+      'mlp',
+      '--sampler',
+      'random',
+      '--max-steps',
+      '9',
+      '--param',
+      'seed=3',
+      '--storage',
+      db,
+    );
+    expect(several.code).toBe(2);
+    expect(several.err).toMatch(/--model, --sampler, --max-steps, --param/);
+    const report = path.join(dir, 'resume.html');
+    const again = await cli(
+      'tune',
+      '--resume',
+      's',
+      '--storage',
+      db,
+      '--json',
+      '--report',
+      report,
+      '--memory-limit',
+      '256',
+      '--trial-timeout',
+      '60000',
+    );
+    expect(again.code, again.err).toBe(0);
+    expect((JSON.parse(again.out) as { summary: { trials: number } }).summary.trials).toBe(2);
+    expect(existsSync(report)).toBe(true);
   }, 60_000);
 });

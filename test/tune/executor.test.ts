@@ -1,8 +1,15 @@
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskPool } from '../../src/foundation/task-pool.js';
 import { InvalidArgumentError } from '../../src/kernel/index.js';
 import {
+  checkExecutorOptions,
   checkTrainable,
+  MIN_MEMORY_LIMIT_MB,
   TrainableError,
   TrainableErrorCodes,
   TrialExecutor,
@@ -43,12 +50,29 @@ function expectFailed(outcome: TrialRunOutcome, code: string): string {
   return f.reason;
 }
 
+/**
+ * A copy of the standalone TypeScript trainable as `name` in a fresh temporary folder with no
+ * package.json anywhere above it: a CommonJS scope, where tsx's ESM hooks alone fail.
+ */
+async function outsideAnyPackage(name: string): Promise<string> {
+  const folder = await mkdtemp(path.join(tmpdir(), 'mabeam-ts-trainable-'));
+  temporary.push(folder);
+  for (let up = folder; up !== path.dirname(up); up = path.dirname(up)) {
+    expect(existsSync(path.join(up, 'package.json')), `${up}/package.json`).toBe(false);
+  }
+  const file = path.join(folder, name);
+  await copyFile(fileURLToPath(new URL('standalone-trainable.ts', FIXTURES)), file);
+  return file;
+}
+
+const temporary: string[] = [];
 let executor: TrialExecutor;
 beforeAll(async () => {
   executor = await TrialExecutor.start({ threads: 2 });
 });
 afterAll(async () => {
   await executor.close({ force: true });
+  for (const folder of temporary) await rm(folder, { recursive: true, force: true });
 });
 
 describe('TrialExecutor.run', () => {
@@ -189,6 +213,20 @@ describe('TrialExecutor.run', () => {
     expect(reports.map((m) => m.value)).toEqual([2, 4, 6]);
   });
 
+  it('runs a .ts trainable from a folder with no package.json (a CommonJS scope)', async () => {
+    const { reports, hooks } = recorder();
+    const module = pathToFileURL(await outsideAnyPackage('train.ts')).href;
+    const outcome = await executor.run(
+      { trialId: 15, config: { x: 3 }, trainable: { module, params: { maxSteps: 2 } } },
+      hooks,
+    );
+    expect(outcome).toEqual({ status: 'completed' });
+    expect(reports).toEqual([
+      { step: 1, loss: 5 },
+      { step: 2, loss: 4.5 },
+    ]);
+  });
+
   it('a missing module or export fails the run with the trainable error codes', async () => {
     const missing = await executor.run(
       { trialId: 11, config: {}, trainable: { module: new URL('nope.mjs', FIXTURES).href } },
@@ -238,6 +276,23 @@ describe('TrialExecutor.run', () => {
 });
 
 describe('TrialExecutor limits', () => {
+  it('checks its options before starting anything: a heap limit below the minimum is refused', async () => {
+    expect(MIN_MEMORY_LIMIT_MB).toBe(8);
+    expect(() => checkExecutorOptions({ memoryLimitMb: MIN_MEMORY_LIMIT_MB - 1 })).toThrow(
+      /memoryLimitMb.*>= 8/,
+    );
+    expect(() => checkExecutorOptions({ threads: 0 })).toThrow(InvalidArgumentError);
+    expect(() => checkExecutorOptions({ trialTimeoutMs: -5 })).toThrow(/trialTimeoutMs/);
+    expect(checkExecutorOptions({ threads: 3, memoryLimitMb: 512 })).toEqual({
+      threads: 3,
+      trialTimeoutMs: undefined,
+      memoryLimitMb: 512,
+    });
+    await expect(TrialExecutor.start({ threads: 1, memoryLimitMb: 4 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+  });
+
   it('a trial that loops forever fails with E_TASK_TIMEOUT; the executor goes on', async () => {
     const ex = await TrialExecutor.start({ threads: 1, trialTimeoutMs: 300 });
     try {
@@ -308,6 +363,18 @@ describe('checkTrainable', () => {
     });
     const standalone = await checkTrainable({ module: MODULE, exportName: 'throws' });
     expect(standalone.exports).toContain('throws');
+  });
+
+  it('loads .ts, .mts and .cts trainables from a folder with no package.json', async () => {
+    const ts = await checkTrainable({ module: await outsideAnyPackage('train.ts') });
+    expect(ts.exports).toContain('train');
+    expect(ts.space).toEqual({ x: { type: 'float', min: -5, max: 5 } });
+    expect(ts.objective).toEqual({ metric: 'loss', mode: 'min' });
+    for (const name of ['train.mts', 'train.cts']) {
+      const info = await executor.check({ module: await outsideAnyPackage(name) });
+      expect(info.exports, name).toContain('train');
+      expect(info.objective, name).toEqual({ metric: 'loss', mode: 'min' });
+    }
   });
 
   it('a missing file: E_TRAINABLE_NOT_FOUND', async () => {
