@@ -157,18 +157,34 @@ interface Scale {
   readonly ticks: readonly number[];
 }
 
+/** At most this many ticks on a linear axis (about five are asked for). */
+const MAX_TICKS = 12;
+
+/**
+ * A linear scale over [lo, hi] (finite) with about four ticks at round values. Halves are taken
+ * before differences, so bounds near the largest doubles (whose difference overflows) still give
+ * finite steps; the tick loop is bounded by a count, so a step too small to move a tick (bounds
+ * far from 0 and very close together) cannot make it spin.
+ */
 function linearScale(lo: number, hi: number): Scale {
   if (!(hi > lo)) {
     const pad = Math.abs(lo) * 0.1 || 1;
-    lo -= pad;
-    hi += pad;
+    lo = Math.max(-Number.MAX_VALUE, lo - pad);
+    hi = Math.min(Number.MAX_VALUE, hi + pad);
   }
-  const span = (hi - lo) / 4;
-  const step = Number.isFinite(span) ? niceStep(span) : 1;
+  const half = hi / 2 - lo / 2;
+  const step = niceStep(half / 2);
+  // Ticks are whole multiples of the step (k * step, never first + i * step, which can overflow).
+  const first = Math.ceil(lo / step);
   const ticks: number[] = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
-    ticks.push(Number(t.toPrecision(12)));
-  const f = (v: number) => Math.max(0, Math.min(1, (v - lo) / (hi - lo)));
+  for (let i = 0; i <= MAX_TICKS; i++) {
+    const t = (first + i) * step;
+    if (!Number.isFinite(t) || !(t - hi <= step * 1e-9)) break;
+    const rounded = Number(t.toPrecision(12));
+    const tick = Number.isFinite(rounded) ? rounded : t;
+    if (ticks[ticks.length - 1] !== tick) ticks.push(tick);
+  }
+  const f = (v: number) => Math.max(0, Math.min(1, (v / 2 - lo / 2) / half));
   return Object.assign(f, { kind: 'linear' as const, ticks });
 }
 

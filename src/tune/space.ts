@@ -108,6 +108,14 @@ function checkDimension(name: string | null, dim: unknown): Dimension {
       if (log !== undefined && typeof log !== 'boolean')
         throw new SearchSpaceError(name, 'log must be a boolean', log);
       if (log === true && min <= 0) throw new SearchSpaceError(name, `a log scale needs min > 0`, min);
+      // Samplers, grids and schedulers work with the width of the range: an infinite one would
+      // make every draw max and every grid point the same.
+      if (log !== true && !Number.isFinite(max - min)) {
+        throw new SearchSpaceError(
+          name,
+          `the width max - min of [${min}, ${max}] overflows to Infinity: narrow the bounds`,
+        );
+      }
       return Object.freeze(
         log === true ? { type: 'float', min, max, log } : { type: 'float', min, max },
       ) as FloatKind;
@@ -145,8 +153,9 @@ function checkDimension(name: string | null, dim: unknown): Dimension {
 /**
  * Validate a search space (for example one read from JSON) and return a frozen copy of it.
  * Throws SearchSpaceError naming the dimension and the problem: an empty space, an unknown type
- * or field, non-finite bounds, min > max, a log scale with min <= 0, non-integer int bounds, an
- * empty choice list, a choice value that is not a primitive, or two equal choices.
+ * or field, non-finite bounds, min > max, a linear float whose width max - min overflows to
+ * Infinity (such as [-1e308, 1e308]), a log scale with min <= 0, non-integer int bounds, an empty
+ * choice list, a choice value that is not a primitive, or two equal choices.
  */
 export function checkSpace(space: unknown): SearchSpace {
   if (!isPlainObject(space)) throw new SearchSpaceError(null, 'must be an object of named dimensions', space);

@@ -262,94 +262,70 @@ export class Study {
   readonly #toContinue: number[] = [];
   /** Checkpoints kept in memory when there is no store (the latest per trial). */
   readonly #checkpoints = new Map<number, { step: number; state: unknown }>();
+  /** A configuration the sampler gave whose trial the store failed to start: the next ask's. */
+  #unstarted: Config | null = null;
   #samplerDone = false;
   #best: BestTrial | null = null;
 
-  private constructor(spec: StudySpec, persist: Persistence | undefined, samplerSeed: number) {
+  private constructor(
+    spec: StudySpec,
+    persist: Persistence | undefined,
+    sampler: Sampler,
+    scheduler: Scheduler,
+  ) {
     this.spec = spec;
     this.#persist = persist;
-    this.#sampler = makeSampler(spec.sampler, spec.space, samplerSeed);
-    this.#scheduler = makeScheduler(spec.scheduler, spec.space, spec.seed);
+    this.#sampler = sampler;
+    this.#scheduler = scheduler;
   }
 
   /** A new study. With `persist`, the caller has created the study in the store already. */
   static create(options: StudyOptions, persist?: Persistence): Study {
-    return new Study(checkStudyOptions(options), persist, options.seed ?? 0);
+    const spec = checkStudyOptions(options);
+    return new Study(
+      spec,
+      persist,
+      makeSampler(spec.sampler, spec.space, spec.seed),
+      makeScheduler(spec.scheduler, spec.space, spec.seed),
+    );
   }
 
   /**
-   * Rebuild a study from its stored spec and trials: finished trials are told to the sampler and
-   * replayed through the scheduler (never re-run); trials that were running when the process died
-   * are handed out again by `ask`, with their latest checkpoint, before any new trial.
+   * Rebuild a study from its stored spec and trials. Finished trials are never re-run; trials
+   * that were running when the process died are handed out again by `ask`, with their latest
+   * checkpoint, before any new trial (what they reported after that checkpoint is dropped, here
+   * and in the store: they report it again).
+   *
+   * The sampler: a grid is rebuilt with the study's seed and skips the points already handed out
+   * (one per stored trial), so no point runs twice and an exhausted grid stays exhausted; other
+   * samplers (continuous configurations) are seeded anew from the seed and the number of trials
+   * asked, so they do not propose the first run's configurations again. Either way the sampler is
+   * told every finished (completed or pruned) trial, as it was in the first run.
+   *
+   * The scheduler is rebuilt by replaying the stored reports (see `replayScheduler`): its
+   * decisions are ignored (they were taken, and recorded, in the first run), and no decision of
+   * the replay binds an interrupted trial.
    */
   static resume(spec: StudySpec, trials: readonly TrialRecord[], persist: Persistence): Study {
     checkStudyOptions(spec);
-    // A resumed sampler must not replay the asks of the first run (it would propose the same
-    // configurations again): it is seeded from the seed and the number of trials already asked.
-    const samplerSeed = new Rng(spec.seed).fork().int(0, 2 ** 31) + trials.length * 7919;
-    const study = new Study(spec, persist, samplerSeed);
     const sorted = [...trials].sort((a, b) => a.id - b.id);
-    for (const t of sorted) study.#restore(t);
-    // The scheduler sees the stored reports step by step across trials (every trial's first
-    // step, then every second...): the order in which a concurrent study reached its rungs, as
-    // near as the records tell, so ASHA's rungs are rebuilt as they were. Decisions are ignored:
-    // they were taken (and recorded) in the first run.
-    const maxReports = Math.max(0, ...sorted.map((t) => t.reports.length));
-    for (let i = 0; i < maxReports; i++) {
-      for (const t of sorted) {
-        const m = t.reports[i];
-        const v = m?.[spec.objective.metric];
-        if (m !== undefined && typeof v === 'number' && Number.isFinite(v)) {
-          study.#scheduler.onReport(t.id, m.step, study.#loss(v));
-        }
+    const records = sorted.map((t, i) => restoreRecord(spec, t, i, persist));
+    const interrupted = (t: TrialRecord) => t.state === 'running' || t.state === 'pending';
+    const { sampler, exhausted } = resumedSampler(spec, records.length);
+    const study = new Study(spec, persist, sampler, replayScheduler(spec, records, interrupted));
+    study.#samplerDone = exhausted;
+    for (const t of records) {
+      study.#trials.push(t);
+      const best = bestOf(spec.objective, t);
+      if (best !== null) study.#noteBest(t.id, best.config, best.value);
+      if (interrupted(t)) {
+        t.state = 'pending';
+        study.#toContinue.push(t.id);
+      } else if (t.state === 'completed' || t.state === 'pruned') {
+        study.#tellSampler(t, t.state);
       }
     }
-    for (const t of sorted) study.#settle(study.#get(t.id));
     return study;
-  }
-
-  #restore(stored: TrialRecord): void {
-    if (stored.id !== this.#trials.length) {
-      throw new InvalidArgumentError(
-        'stored trials',
-        `ids must run 0, 1, 2... (found ${stored.id} at ${this.#trials.length})`,
-      );
-    }
-    let reports = stored.reports;
-    let best = stored.best;
-    if ((stored.state === 'running' || stored.state === 'pending') && this.#persist !== undefined) {
-      // An interrupted trial continues from its last checkpoint: what it reported after that
-      // checkpoint is dropped (it will be reported again), here and in the store.
-      const { store, name } = this.#persist;
-      const from = store.latestCheckpoint(name, stored.id)?.step ?? 0;
-      if (reports.some((m) => m.step > from)) {
-        store.rewindTrial?.(name, stored.id, from);
-        reports = reports.filter((m) => m.step <= from);
-        best = null;
-        for (const m of reports) {
-          const v = m[this.spec.objective.metric];
-          if (
-            typeof v === 'number' &&
-            (best === null || (this.spec.objective.mode === 'min' ? v < best : v > best))
-          ) {
-            best = v;
-          }
-        }
-      }
-    }
-    const record: TrialRecord = { ...stored, best, reports: [...reports], lineage: [...stored.lineage] };
-    this.#trials.push(record);
-    this.#scheduler.onTrialAdd(record.id, record.initialConfig);
-  }
-
-  /** After the replay: finished trials are told; interrupted ones wait for `ask`. */
-  #settle(record: TrialRecord): void {
-    if (record.state === 'running' || record.state === 'pending') {
-      record.state = 'pending';
-      this.#toContinue.push(record.id);
-      return;
-    }
-    this.#finish(record, record.state, false);
   }
 
   #loss(value: number): number {
@@ -370,24 +346,29 @@ export class Study {
 
   /**
    * The next trial to run, or null when the study has handed out all its trials (or its sampler
-   * has no more configurations, as a finished grid). Marks the trial running.
+   * has no more configurations, as a finished grid). Marks the trial running (in the store first:
+   * if the store fails, the study is as before and the next ask hands out the same trial).
    */
   ask(): AskedTrial | null {
-    const again = this.#toContinue.shift();
+    const again = this.#toContinue[0];
     if (again !== undefined) {
       const t = this.#get(again);
+      this.#persist?.store.trialStarted(this.#persist.name, t.id, t.config);
+      this.#toContinue.shift();
       t.state = 'running';
       t.startedAt ??= Date.now();
-      this.#persist?.store.trialStarted(this.#persist.name, t.id, t.config);
       return { id: t.id, config: t.config, checkpoint: this.latestCheckpoint(t.id)?.state };
     }
     if (this.#samplerDone || this.#trials.length >= this.spec.trials) return null;
-    const config = this.#sampler.ask();
+    const config = this.#unstarted ?? this.#sampler.ask();
     if (config === null) {
       this.#samplerDone = true;
       return null;
     }
     const id = this.#trials.length;
+    this.#unstarted = config;
+    this.#persist?.store.trialStarted(this.#persist.name, id, config);
+    this.#unstarted = null;
     const record: TrialRecord = {
       id,
       state: 'running',
@@ -401,18 +382,37 @@ export class Study {
       endedAt: null,
     };
     this.#trials.push(record);
-    this.#persist?.store.trialStarted(this.#persist.name, id, config);
     this.#scheduler.onTrialAdd(id, config);
     return { id, config, checkpoint: undefined };
   }
 
   /**
    * Record a report of a running trial and return the scheduler's decision. The report must
-   * carry the objective's metric as a finite number and a whole `step` >= 1. A PBT exploit is
-   * recorded here (lineage, new config); the caller restarts the trial from the donor's checkpoint.
+   * carry the objective's metric as a finite number and a whole `step` >= 1 (BadReportError
+   * otherwise, and nothing changes). A PBT exploit is recorded here (lineage, new config); the
+   * caller restarts the trial from the donor's checkpoint. The store is written before the study's
+   * memory changes, so a failed write (an error other than BadReportError) leaves the study as
+   * the store has it.
    */
   report(id: number, metrics: TrialMetrics): Decision {
     const t = this.#running(id, 'report for');
+    const value = this.#check(id, metrics);
+    const copy = { ...metrics } as TrialMetrics;
+    this.#persist?.store.report(this.#persist.name, id, copy);
+    t.reports.push(copy);
+    this.#noteValue(t, value);
+    const decision = this.#scheduler.onReport(id, metrics.step, this.#loss(value));
+    if (decision.action === 'exploit') {
+      const entry: LineageEntry = { step: metrics.step, donor: decision.donor, config: decision.config };
+      this.#persist?.store.exploit(this.#persist.name, id, entry);
+      t.lineage.push(entry);
+      t.config = decision.config;
+    }
+    return decision;
+  }
+
+  /** The objective's value in a report, or BadReportError naming what is wrong with it. */
+  #check(id: number, metrics: TrialMetrics): number {
     const { metric } = this.spec.objective;
     if (metrics === null || typeof metrics !== 'object')
       throw new BadReportError(id, 'metrics must be an object');
@@ -429,25 +429,17 @@ export class Study {
           : `metric "${metric}" must be a finite number (got ${String(value)})`,
       );
     }
-    const copy = { ...metrics } as TrialMetrics;
-    t.reports.push(copy);
-    this.#persist?.store.report(this.#persist.name, id, copy);
-    this.#noteValue(t, value);
-    const decision = this.#scheduler.onReport(id, metrics.step, this.#loss(value));
-    if (decision.action === 'exploit') {
-      const entry: LineageEntry = { step: metrics.step, donor: decision.donor, config: decision.config };
-      t.lineage.push(entry);
-      t.config = decision.config;
-      this.#persist?.store.exploit(this.#persist.name, id, entry);
-    }
-    return decision;
+    return value;
   }
 
   #noteValue(t: TrialRecord, value: number): void {
-    const better = (a: number, b: number) => (this.spec.objective.mode === 'min' ? a < b : a > b);
-    if (t.best === null || better(value, t.best)) t.best = value;
-    if (this.#best === null || better(value, this.#best.value)) {
-      this.#best = { trialId: t.id, config: t.config, value };
+    if (t.best === null || better(this.spec.objective, value, t.best)) t.best = value;
+    this.#noteBest(t.id, t.config, value);
+  }
+
+  #noteBest(trialId: number, config: Config, value: number): void {
+    if (this.#best === null || better(this.spec.objective, value, this.#best.value)) {
+      this.#best = { trialId, config, value };
     }
   }
 
@@ -466,31 +458,50 @@ export class Study {
       : this.#checkpoints.get(id);
   }
 
-  /** A trial ended. Tells the sampler (completed and pruned trials) and the scheduler. */
+  /**
+   * A trial ended. Tells the sampler (completed and pruned trials) and the scheduler. A completed
+   * trial's final `metrics` that are not a valid report (no objective metric, say) fail the
+   * trial with the report's problem, as does a trial that completed without any report.
+   */
   tell(id: number, outcome: TrialOutcome): void {
     const t = this.#running(id, 'end');
     if (outcome.state === 'completed' && outcome.metrics !== undefined) {
       const last = t.reports[t.reports.length - 1];
-      if (last === undefined || last.step !== outcome.metrics.step) this.report(id, outcome.metrics);
+      if (last === undefined || last.step !== outcome.metrics.step) {
+        try {
+          this.report(id, outcome.metrics);
+        } catch (error) {
+          if (!(error instanceof BadReportError)) throw error;
+          this.#finish(t, 'failed', `its final metrics are not a valid report: ${error.message}`);
+          return;
+        }
+      }
     }
     if (outcome.state === 'completed' && t.reports.length === 0) {
-      this.#finish(t, 'failed', true, `it completed without reporting "${this.spec.objective.metric}"`);
+      this.#finish(t, 'failed', `it completed without reporting "${this.spec.objective.metric}"`);
       return;
     }
-    this.#finish(t, outcome.state, true, outcome.state === 'failed' ? outcome.error : null);
+    this.#finish(t, outcome.state, outcome.state === 'failed' ? outcome.error : null);
   }
 
-  #finish(t: TrialRecord, state: TrialState, live: boolean, error: string | null = t.error): void {
+  /** A running trial ended: the store first, then the records, the scheduler and the sampler. */
+  #finish(t: TrialRecord, state: 'completed' | 'pruned' | 'failed', error: string | null): void {
+    this.#persist?.store.trialEnded(this.#persist.name, t.id, state, t.best, error);
     t.state = state;
     t.error = error;
-    if (live) t.endedAt = Date.now();
-    const loss = t.best === null ? null : this.#loss(t.best);
-    if (!live && t.best !== null) this.#noteValue(t, t.best);
-    if (state === 'completed' || state === 'pruned' || state === 'failed') {
-      this.#scheduler.onTrialEnd(t.id, state, loss);
-      if (loss !== null && state !== 'failed') this.#sampler.tell(t.initialConfig, loss, state);
-    }
-    if (live) this.#persist?.store.trialEnded(this.#persist.name, t.id, state, t.best, error);
+    t.endedAt = Date.now();
+    this.#scheduler.onTrialEnd(t.id, state, t.best === null ? null : this.#loss(t.best));
+    if (state !== 'failed') this.#tellSampler(t, state);
+  }
+
+  /**
+   * Tell the sampler how a finished trial's initial configuration did: its best loss before its
+   * first PBT exploit (after it, the trial trained on a donor's weights with another
+   * configuration, which says nothing of its own). Nothing if it has no such loss.
+   */
+  #tellSampler(t: TrialRecord, state: 'completed' | 'pruned'): void {
+    const value = bestBeforeExploit(this.spec.objective, t);
+    if (value !== null) this.#sampler.tell(t.initialConfig, this.#loss(value), state);
   }
 
   /** True when every trial has been handed out (or the sampler ran dry) and none is running. */
@@ -527,5 +538,184 @@ export class Study {
       else if (t.state === 'running') running++;
     }
     return { trials: this.#trials.length, completed, pruned, failed, running, best: this.#best };
+  }
+}
+
+// ---- resume ------------------------------------------------------------------------------------
+
+/** True when `a` is a better value of the objective than `b`. */
+function better(objective: Objective, a: number, b: number): boolean {
+  return objective.mode === 'min' ? a < b : a > b;
+}
+
+/** A report's objective value, if it is a finite number. */
+function objectiveValue(objective: Objective, m: TrialMetrics): number | undefined {
+  const v = m[objective.metric];
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * A trial's best report and the configuration it ran with then: the initial one, then each PBT
+ * exploit's from the report that triggered it on (within one run steps increase, so the report
+ * whose step is the exploit's is the one that triggered it).
+ */
+function bestOf(objective: Objective, t: TrialRecord): { value: number; config: Config } | null {
+  let config = t.initialConfig;
+  let exploits = 0;
+  let best: { value: number; config: Config } | null = null;
+  for (const m of t.reports) {
+    const v = objectiveValue(objective, m);
+    if (v !== undefined && (best === null || better(objective, v, best.value))) best = { value: v, config };
+    const entry = t.lineage[exploits];
+    if (entry !== undefined && m.step === entry.step) {
+      config = entry.config;
+      exploits++;
+    }
+  }
+  return best;
+}
+
+/** A trial's best value up to and including the report that triggered its first exploit. */
+function bestBeforeExploit(objective: Objective, t: TrialRecord): number | null {
+  const first = t.lineage[0];
+  if (first === undefined) return t.best;
+  let best: number | null = null;
+  for (const m of t.reports) {
+    const v = objectiveValue(objective, m);
+    if (v !== undefined && (best === null || better(objective, v, best))) best = v;
+    if (m.step === first.step) break;
+  }
+  return best;
+}
+
+/**
+ * A stored trial as the resumed study holds it. An interrupted one (running or pending) is
+ * rewound to its latest checkpoint: its later reports are dropped, in the store too (rewindTrial).
+ */
+function restoreRecord(
+  spec: StudySpec,
+  stored: TrialRecord,
+  index: number,
+  persist: Persistence,
+): TrialRecord {
+  if (stored.id !== index) {
+    throw new InvalidArgumentError(
+      'stored trials',
+      `ids must run 0, 1, 2... (found ${stored.id} at ${index})`,
+    );
+  }
+  let reports = stored.reports;
+  let best = stored.best;
+  if (stored.state === 'running' || stored.state === 'pending') {
+    const { store, name } = persist;
+    const from = store.latestCheckpoint(name, stored.id)?.step ?? 0;
+    if (reports.some((m) => m.step > from)) {
+      store.rewindTrial?.(name, stored.id, from);
+      reports = reports.filter((m) => m.step <= from);
+    }
+    best = null;
+    for (const m of reports) {
+      const v = objectiveValue(spec.objective, m);
+      if (v !== undefined && (best === null || better(spec.objective, v, best))) best = v;
+    }
+  }
+  return { ...stored, best, reports: [...reports], lineage: [...stored.lineage] };
+}
+
+/**
+ * The sampler of a resumed study that asked `asked` configurations already. A grid restarts from
+ * the study's seed and skips the points handed out; other samplers are seeded anew (their
+ * configurations are continuous: the first run's sequence would only propose them again).
+ */
+function resumedSampler(spec: StudySpec, asked: number): { sampler: Sampler; exhausted: boolean } {
+  if (spec.sampler.name === 'grid') {
+    const sampler = makeSampler(spec.sampler, spec.space, spec.seed);
+    for (let i = 0; i < asked; i++) {
+      if (sampler.ask() === null) return { sampler, exhausted: true };
+    }
+    return { sampler, exhausted: (sampler as { remaining?: unknown }).remaining === 0 };
+  }
+  const seed = new Rng(spec.seed).fork().int(0, 2 ** 31) + asked * 7919;
+  return { sampler: makeSampler(spec.sampler, spec.space, seed), exhausted: false };
+}
+
+/** One report to replay. */
+interface Replayed {
+  readonly id: number;
+  readonly step: number;
+  readonly loss: number;
+}
+
+/**
+ * Reports of several trials in the order a replay feeds them: step by step across the trials
+ * (every trial's first report, then every second...), and within one round the worse losses
+ * first. The store keeps no global order of reports; this one is the arrival of concurrent trials
+ * as near as the records tell, and worse-first makes each arrival the best its rung has seen,
+ * so the replay stops as few trials as it can (a stop is final in ASHA and median stopping).
+ */
+function stepMajor(spec: StudySpec, trials: readonly TrialRecord[]): Replayed[] {
+  const loss = (v: number) => (spec.objective.mode === 'min' ? v : -v);
+  const out: Replayed[] = [];
+  const rounds = Math.max(0, ...trials.map((t) => t.reports.length));
+  for (let i = 0; i < rounds; i++) {
+    const round: Replayed[] = [];
+    for (const t of trials) {
+      const m = t.reports[i];
+      const v = m === undefined ? undefined : objectiveValue(spec.objective, m);
+      if (m !== undefined && v !== undefined) round.push({ id: t.id, step: m.step, loss: loss(v) });
+    }
+    round.sort((a, b) => (a.loss < b.loss ? 1 : a.loss > b.loss ? -1 : b.id - a.id));
+    out.push(...round);
+  }
+  return out;
+}
+
+/**
+ * The scheduler of a resumed study, rebuilt from the records. Every trial is added with its
+ * CURRENT configuration (after its PBT exploits). Then:
+ *
+ * 1. The interrupted trials' kept reports (up to their checkpoints) are replayed, among
+ *    themselves only. Their first run let them go on at each of these reports, so the replay
+ *    must too: if it would stop one (or, under PBT, exploit for it) the order of the records
+ *    misled it, and the scheduler is rebuilt with that trial added fresh, without its reports
+ *    (it is judged from its next report on, as a trial that just started). Replay decisions
+ *    never bind an interrupted trial.
+ * 2. The finished trials' reports are replayed (decisions ignored: they were taken and recorded
+ *    in the first run), except under PBT, whose population is the live trials only: replaying
+ *    ended trials' reports would draw exploits that never happened.
+ * 3. The finished trials are ended.
+ */
+function replayScheduler(
+  spec: StudySpec,
+  records: readonly TrialRecord[],
+  interrupted: (t: TrialRecord) => boolean,
+): Scheduler {
+  const fresh = new Set<number>();
+  for (;;) {
+    const scheduler = makeScheduler(spec.scheduler, spec.space, spec.seed);
+    for (const t of records) scheduler.onTrialAdd(t.id, t.config);
+    let bound: number | null = null;
+    for (const r of stepMajor(
+      spec,
+      records.filter((t) => interrupted(t) && !fresh.has(t.id)),
+    )) {
+      if (scheduler.onReport(r.id, r.step, r.loss).action !== 'continue') {
+        bound = r.id;
+        break;
+      }
+    }
+    if (bound !== null) {
+      fresh.add(bound);
+      continue;
+    }
+    const finished = records.filter((t) => !interrupted(t));
+    if (scheduler.name !== 'pbt') {
+      for (const r of stepMajor(spec, finished)) scheduler.onReport(r.id, r.step, r.loss);
+    }
+    for (const t of finished) {
+      const loss = t.best === null ? null : spec.objective.mode === 'min' ? t.best : -t.best;
+      scheduler.onTrialEnd(t.id, t.state as 'completed' | 'pruned' | 'failed', loss);
+    }
+    return scheduler;
   }
 }

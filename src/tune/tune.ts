@@ -5,7 +5,7 @@
  * the study agent as calls (the scheduler's decision is the reply). The runtime's thread only
  * routes messages; training happens on the worker threads.
  *
- * The best configuration so far is published as universal variables (`best.<dimension>`,
+ * The best configuration so far is published as universal variables (`best.config.<dimension>`,
  * `best.value`, `best.trial`), to which every trial agent subscribes: each trial holds a replica
  * of the best so far and reports how far it is from it (`TuneEvent` "trial-end": `gapToBest`).
  *
@@ -18,8 +18,15 @@
  * several free slots, multi-unit VCG) auction among the waiting trials, which bid from their
  * budgets and learning curves (allocation.ts describes the rules and the bid).
  *
- * A trial that throws, times out or runs out of memory is marked failed with its reason and the
- * study goes on; a trial agent that crashes is marked failed by the study agent's monitor.
+ * A trial that throws, times out, runs out of memory or sends a bad report is marked failed with
+ * its reason and the study goes on; a trial agent that crashes is marked failed by the study
+ * agent's monitor. Anything else that goes wrong in the study agent (a store that fails to write)
+ * crashes it: `tune()` rejects with StudyCrashedError, running trials are terminated and stay
+ * "running" in the store, and a resume continues them.
+ *
+ * When `tune()` returns (or rejects), nothing it started runs any more: the study agent, its
+ * supervisor and trial agents are stopped (trial agents trap exits, so their runs are terminated
+ * at once rather than at their next report) and the executor's threads are closed.
  */
 import { handleVariables, VariableReplica, Variables } from '../agents/index.js';
 import {
@@ -52,6 +59,7 @@ import { type ExecutorOptions, TrialExecutor, type TrialRunOutcome } from './exe
 import { spaceVariables } from './space.js';
 import {
   type AskedTrial,
+  BadReportError,
   type BestTrial,
   type Objective,
   type Persistence,
@@ -59,6 +67,7 @@ import {
   type StudyOptions,
   type StudySpec,
   type StudySummary,
+  TrialNotRunningError,
   type TrialOutcome,
 } from './study.js';
 import type { Config, Decision, TrainableRef, TrialMetrics, TrialRecord } from './types.js';
@@ -100,7 +109,10 @@ export type TuneEvent =
       readonly state: 'completed' | 'pruned' | 'failed';
       readonly best: number | null;
       readonly error: string | null;
-      /** This trial's best minus the study's best as its agent's replica held it when it ended. */
+      /**
+       * How far this trial's best is from the study's best as its agent's replica held it when it
+       * ended: the absolute difference of the two objective values (0 for the best trial).
+       */
       readonly gapToBest: number | null;
       readonly summary: StudySummary;
     }
@@ -152,7 +164,10 @@ export interface TuneOptions extends StudyOptions {
   readonly runtime?: Runtime;
   /** Called for each progress event (from the study agent: keep it quick, do not throw). */
   readonly onEvent?: (event: TuneEvent) => void;
-  /** Stop the study: running trials are terminated (and stay "running" in the store, to resume). */
+  /**
+   * Stop the study: running trials are terminated (and stay "running" in the store, to resume).
+   * Aborted before the study started, it starts no trial and leaves the store untouched.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -213,8 +228,12 @@ interface StudyArgs {
   readonly trialTimeoutMs: number | undefined;
   readonly onEvent: (event: TuneEvent) => void;
   readonly onDone: () => void;
+  /** Called with the study's trial supervisor once it runs (tune() stops it at the end). */
+  readonly onSupervisor: (sup: AnyRef) => void;
   /** Auction allocation's market, or null for fifo. */
   readonly market: Market | null;
+  /** Once aborted, no trial starts and no lease is sold. */
+  readonly signal: AbortSignal | undefined;
 }
 
 interface StudyState extends StudyArgs {
@@ -238,6 +257,8 @@ interface StudyState extends StudyArgs {
 }
 
 const BEST_PREFIX = 'best';
+/** The best configuration's dimensions live under their own namespace: `best.config.<dim>`. */
+const BEST_CONFIG_PREFIX = `${BEST_PREFIX}.config`;
 
 function outcomeOf(run: TrialRunOutcome): TrialOutcome {
   if (run.status === 'completed')
@@ -252,7 +273,7 @@ async function publishBest(s: StudyState): Promise<void> {
   s.lastBest = best;
   s.onEvent({ type: 'best', best });
   const changes = Object.entries(best.config).map(([dim, value]) => ({
-    name: `${BEST_PREFIX}.${dim}`,
+    name: `${BEST_CONFIG_PREFIX}.${dim}`,
     value,
   }));
   changes.push(
@@ -265,7 +286,7 @@ async function publishBest(s: StudyState): Promise<void> {
 
 /** Start trials until `concurrency` run or the study has no more to hand out. */
 async function fill(s: StudyState, ctx: AgentContext): Promise<void> {
-  if (s.stopped || s.sup === null) return;
+  if (s.stopped || s.sup === null || s.signal?.aborted === true) return;
   const auction = s.market === null ? undefined : s.study.spec.auction;
   const live = auction?.candidates ?? s.study.spec.concurrency;
   while (s.agents.size < live) {
@@ -351,7 +372,8 @@ function lossOf(objective: Objective, value: number): number {
 async function allocate(s: StudyState, ctx: AgentContext): Promise<void> {
   const auction = s.study.spec.auction;
   const market = s.market;
-  if (market === null || auction === undefined || s.stopped || s.auctionOpen) return;
+  if (market === null || auction === undefined || s.stopped || s.auctionOpen || s.signal?.aborted === true)
+    return;
   const free = s.study.spec.concurrency - s.leases.size;
   if (free <= 0 || s.waiting.size === 0) return;
   const bidders = [...s.waiting].map((id) => s.agents.get(id) as AnyRef);
@@ -426,6 +448,7 @@ const StudyAgent = behaviour<StudyArgs, StudyState, StudyCall, unknown, StudyCas
     const live =
       args.market === null ? args.study.spec.concurrency : (args.study.spec.auction?.candidates ?? 1);
     const sup = await DynamicSupervisor.start(ctx, { maxChildren: live + 1 });
+    args.onSupervisor(sup);
     ctx.cast(ctx.self, { type: 'fill' });
     return {
       ...args,
@@ -469,7 +492,13 @@ const StudyAgent = behaviour<StudyArgs, StudyState, StudyCall, unknown, StudyCas
       const donor = s.study.latestCheckpoint(msg.donor);
       return reply({ ok: true, checkpoint: donor?.state, step: donor?.step ?? 0 }, s);
     } catch (error) {
-      return reply({ ok: false, error: error instanceof Error ? error.message : String(error) }, s);
+      // A bad report, or one for a trial that ended, fails that trial (its agent throws the
+      // message in the trainable's run). Anything else (a store that failed to write) is the
+      // study's failure, not the trial's: it crashes the study agent, the trial stays running
+      // in the store, and a resume continues it.
+      if (error instanceof BadReportError || error instanceof TrialNotRunningError)
+        return reply({ ok: false, error: error.message }, s);
+      throw error;
     }
   },
   async handleCast(msg, s, ctx) {
@@ -662,6 +691,8 @@ type TrialCast =
 
 const TrialAgent = behaviour<TrialArgs, TrialState, never, never, unknown, TrialInfo>({
   init(args, ctx) {
+    // Trapping exits, the supervisor's shutdown runs terminate, which ends the run at once.
+    ctx.trapExit(true);
     args.variables.subscribe(
       args.variables.names().filter((n) => n.startsWith(`${BEST_PREFIX}.`)),
       ctx.self,
@@ -785,11 +816,14 @@ const TrialAgent = behaviour<TrialArgs, TrialState, never, never, unknown, Trial
   },
 });
 
+/** A trial thread's heap limit when none is given (MiB). */
+const DEFAULT_MEMORY_LIMIT_MB = 512;
+
 // ---- tune() ------------------------------------------------------------------------------------
 
 /** Register the best-so-far variables: one per dimension, plus the value and the trial id. */
 async function registerBest(variables: Variables, spec: StudySpec): Promise<void> {
-  for (const v of spaceVariables(spec.space, BEST_PREFIX)) await variables.register(v);
+  for (const v of spaceVariables(spec.space, BEST_CONFIG_PREFIX)) await variables.register(v);
   await variables.register({
     name: `${BEST_PREFIX}.value`,
     kind: { type: 'float', min: -Number.MAX_VALUE, max: Number.MAX_VALUE },
@@ -844,48 +878,82 @@ export async function runStudy(
   const executorOptions: ExecutorOptions = {
     runtime,
     threads: study.spec.concurrency,
-    ...(options.memoryLimitMb === undefined ? {} : { memoryLimitMb: options.memoryLimitMb }),
+    memoryLimitMb: options.memoryLimitMb ?? DEFAULT_MEMORY_LIMIT_MB,
     ...(options.trialTimeoutMs === undefined ? {} : { trialTimeoutMs: options.trialTimeoutMs }),
   };
   const executor = await TrialExecutor.start(executorOptions);
+  const signal = options.signal;
   let variables: Variables | null = null;
   let aborted = false;
+  /** The study ran to its end (every trial ended): nothing is left to terminate. */
+  let completed = false;
   let agent: AnyRef | null = null;
+  let sup: AnyRef | null = null;
   let market: Market | null = null;
   let balances: Record<number, number> | undefined;
+  let removeAbort: (() => void) | null = null;
   try {
     // A trainable that cannot load is reported now, before any trial starts.
     await executor.check(trainable);
     variables = Variables.start(runtime);
     await registerBest(variables, study.spec);
     if (study.spec.allocation === 'auction') market = await startMarket(runtime);
-    const done = new Promise<void>((resolve, reject) => {
-      const onDone = () => resolve();
-      const onAbort = () => {
-        aborted = true;
-        resolve();
+    // Aborted already: no study agent starts, so no trial starts and the store is untouched.
+    if (signal?.aborted === true) aborted = true;
+    else {
+      let settled = false;
+      const callbacks: { resolve: () => void; reject: (error: unknown) => void } = {
+        resolve: () => {},
+        reject: () => {},
       };
-      if (options.signal?.aborted) onAbort();
-      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const done = new Promise<void>((resolve, reject) => {
+        callbacks.resolve = resolve;
+        callbacks.reject = reject;
+      });
+      /** Settle `done` once: resolved (the study ended, or the abort), or rejected (a crash). */
+      const finish = (error?: unknown) => {
+        if (settled) return;
+        settled = true;
+        if (error === undefined) callbacks.resolve();
+        else callbacks.reject(error);
+      };
+      const onAbort = () => {
+        if (settled) return;
+        aborted = true;
+        finish();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      removeAbort = () => signal?.removeEventListener('abort', onAbort);
       const args: StudyArgs = {
         study,
         executor,
-        variables: variables as Variables,
+        variables,
         trainable,
         trialTimeoutMs: options.trialTimeoutMs,
         onEvent: options.onEvent ?? (() => {}),
-        onDone,
+        onDone: () => {
+          if (!settled) completed = true;
+          finish();
+        },
+        onSupervisor: (ref) => {
+          sup = ref;
+        },
         market,
+        signal,
       };
-      runtime.spawn(StudyAgent, args).then((ref) => {
-        agent = ref;
-        // The study agent only exits when stopped below; an exit before that is a crash.
-        runtime.awaitExit(ref).then((reason) => reject(new StudyCrashedError(reason)));
-      }, reject);
-    });
-    await done;
+      const ref = await runtime.spawn(StudyAgent, args);
+      agent = ref;
+      // The study agent only exits when stopped below; an exit before that is a crash.
+      runtime.awaitExit(ref).then((reason) => finish(new StudyCrashedError(reason)));
+      await done;
+    }
   } finally {
-    if (agent !== null) await runtime.stop(agent, 'shutdown').catch(() => {});
+    removeAbort?.();
+    // The study agent first (once it is gone, nothing writes to the store), then its supervisor,
+    // whose shutdown terminates the trial agents (and so their runs).
+    if (agent !== null) await halt(runtime, agent);
+    const finalSup = sup as AnyRef | null;
+    if (finalSup !== null) await halt(runtime, finalSup);
     const finalMarket = market as Market | null;
     if (finalMarket !== null) {
       balances = {};
@@ -896,8 +964,9 @@ export async function runStudy(
       await stopMarket(finalMarket);
     }
     const owner = (variables as Variables | null)?.owner;
-    if (owner !== undefined && runtime.isAlive(owner)) await runtime.stop(owner, 'shutdown').catch(() => {});
-    await executor.close();
+    if (owner !== undefined) await halt(runtime, owner);
+    // Unless the study ran to its end, runs may still be going: terminate them.
+    await executor.close(completed ? {} : { force: true });
     if (ownRuntime) await runtime.shutdown();
   }
   return {
@@ -910,6 +979,12 @@ export async function runStudy(
     aborted,
     ...(balances === undefined ? {} : { balances }),
   };
+}
+
+/** Stop an agent (if it still runs) and wait until it has exited. */
+async function halt(runtime: Runtime, ref: AnyRef | Pid): Promise<void> {
+  if (runtime.isAlive(ref)) await runtime.stop(ref, 'shutdown').catch(() => {});
+  await runtime.awaitExit(ref);
 }
 
 /** Auction allocation's market: an auction service and a ledger of budgets (in memory). */

@@ -100,6 +100,31 @@ describe('PBT decisions', () => {
     expect([...donors].sort()).toEqual([0, 1]);
   });
 
+  it('does not exploit a donor that is no better than itself (a plateau of tied losses)', () => {
+    const s = pbtScheduler({ perturbationInterval: 1, quantileFraction: 0.25 })(space, 0);
+    for (let id = 0; id < 4; id++) s.onTrialAdd(id, { ...base, lr: 0.01 * (id + 1) });
+    // Every trial at the same loss: ranked by id, trial 3 is at the bottom, trial 0 on top.
+    expect([0, 1, 2, 3].map((id) => s.onReport(id, 1, -1).action)).toEqual(Array(4).fill('continue'));
+    expect(s.lineage(3)).toEqual([]);
+    // Once the top trial is strictly better, the bottom one takes it.
+    expect(s.onReport(0, 2, -2).action).toBe('continue');
+    expect(s.onReport(3, 2, -1)).toMatchObject({ action: 'exploit', donor: 0 });
+  });
+
+  it('draws donors only among the strictly better trials of the top quantile', () => {
+    // 8 trials, quantileFraction 0.5: 4 on top. At step 2 trial 0 keeps loss 1 and all the
+    // others report loss 2, so trials 1-3 share the top with trial 0 but tie with the bottom ones.
+    for (let seed = 0; seed < 20; seed++) {
+      const s = pbt({ perturbationInterval: 1, quantileFraction: 0.5, burnInPeriod: 2 }, 8, seed);
+      for (let id = 0; id < 8; id++) expect(s.onReport(id, 1, id < 4 ? 1 : 2).action).toBe('continue');
+      expect(s.onReport(0, 2, 1).action).toBe('continue');
+      for (let id = 1; id < 4; id++) expect(s.onReport(id, 2, 2).action).toBe('continue');
+      // Each of 4-7 ranks at the bottom in turn (an exploited trial leaves the ranking).
+      for (let id = 4; id < 8; id++)
+        expect(s.onReport(id, 2, 2)).toMatchObject({ action: 'exploit', donor: 0 });
+    }
+  });
+
   it('keeps the two quantiles apart in small populations', () => {
     // 3 trials, quantileFraction 0.5: ceil(1.5) = 2 would overlap; each quantile holds 1.
     const s = pbt({ perturbationInterval: 1, quantileFraction: 0.5 }, 3);
@@ -317,6 +342,8 @@ function run(sc: Scenario): { decisions: (Decision & { id: number; step: number 
     if (k > n / 2) k = Math.floor(n / 2);
     const isCheck = step % interval === 0 && step >= burnIn;
     const inBottom = n >= 2 && ranked.indexOf(t) >= n - k;
+    // Exploit only a strictly better donor: ties (a plateau) never make a trial copy another.
+    const betterOnTop = ranked.slice(0, k).some((x) => (x.loss as number) < loss);
     if (d.action === 'exploit') {
       const donor = model[d.donor];
       const donorRank = donor === undefined ? -1 : ranked.indexOf(donor);
@@ -324,6 +351,9 @@ function run(sc: Scenario): { decisions: (Decision & { id: number; step: number 
       if (!inBottom) problems.push(`trial ${t.id} exploited from rank ${ranked.indexOf(t)} of ${n} (k ${k})`);
       if (donor === undefined || donorRank < 0 || donorRank >= k) {
         problems.push(`donor ${d.donor} not in the top ${k} of ${n} (rank ${donorRank})`);
+      }
+      if (donor !== undefined && !((donor.loss as number) < loss)) {
+        problems.push(`donor ${d.donor} (loss ${donor.loss}) is no better than trial ${t.id} (loss ${loss})`);
       }
       for (const [name, dimension] of Object.entries(sp)) {
         if (!inBounds(dimension, d.config[name])) {
@@ -343,7 +373,8 @@ function run(sc: Scenario): { decisions: (Decision & { id: number; step: number 
       }
     } else {
       if (d.action !== 'continue') problems.push(`unexpected ${d.action}`);
-      if (isCheck && inBottom) problems.push(`trial ${t.id} at the bottom at step ${step} was not exploited`);
+      if (isCheck && inBottom && betterOnTop)
+        problems.push(`trial ${t.id} at the bottom at step ${step} was not exploited`);
     }
     if (t.step >= sc.maxSteps) {
       t.live = false;

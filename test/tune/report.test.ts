@@ -325,6 +325,43 @@ describe('renderStudyReport (string)', () => {
     );
   });
 
+  it('renders metrics and bounds near the largest doubles, whose differences overflow', () => {
+    // -1e308 to 1e308: max - min is Infinity. The axis used to fall back to a step of 1 and loop
+    // forever; it now ticks every 5e307.
+    const half = Number.MAX_VALUE / 2;
+    const extreme = [-1e308, 1e308, 0].map((v, id) => ({
+      ...trial(id, 'completed', { x: v / 2 }, [v, v / 2]),
+      best: v,
+    }));
+    const page = renderStudyReport(
+      input({ space: { x: { type: 'float', min: -half, max: half } }, trials: extreme }),
+    );
+    const history = chart(page, 'history') as string;
+    const circles = tags(history, 'circle', 'trial');
+    expect(circles).toHaveLength(3);
+    const cy = (id: number) => Number(attr(circles[id] as string, 'cy'));
+    for (const id of [0, 1, 2]) expect(Number.isFinite(cy(id))).toBe(true);
+    // The lowest value at the bottom, the highest at the top, 0 halfway.
+    expect(cy(0)).toBeGreaterThan(cy(2));
+    expect(cy(2)).toBeGreaterThan(cy(1));
+    expect(cy(2)).toBeCloseTo((cy(0) + cy(1)) / 2, 0);
+    const labels = [...history.matchAll(/<text[^>]*text-anchor="end"[^>]*>([^<]*)<\/text>/g)].map(
+      (m) => m[1],
+    );
+    expect(labels).toEqual(['-1e308', '-5e307', '0', '5e307', '1e308']);
+    for (const name of ['parallel-coordinates', 'learning-curves']) {
+      const svg = chart(page, name) as string;
+      expect(svg).toBeDefined();
+      expect(svg).not.toMatch(/NaN|Infinity/);
+    }
+    // All values equal and at the very top of the doubles: the padded axis stays finite.
+    const top = [0, 1].map((id) => trial(id, 'completed', { x: half }, [Number.MAX_VALUE]));
+    const flat = renderStudyReport(
+      input({ space: { x: { type: 'float', min: -half, max: half } }, trials: top }),
+    );
+    expect(chart(flat, 'history')).not.toMatch(/NaN|Infinity/);
+  });
+
   it('keeps hundreds of long trials to a reasonable size by thinning the curves', () => {
     const rng = new Rng(3);
     const many: TrialRecord[] = [];

@@ -120,6 +120,10 @@ describe('every sampler', () => {
 
     it(`${name}: refuses a malformed space and a told configuration outside the space`, () => {
       expect(() => factory({ x: { type: 'float', min: 1, max: 0 } }, 0)).toThrow(SearchSpaceError);
+      // A width that overflows to Infinity would make every draw max and every grid point alike.
+      expect(() => factory({ x: { type: 'float', min: -1e308, max: 1e308 } }, 0)).toThrow(
+        /"x".*overflows to Infinity/,
+      );
       const sampler = factory({ x: { type: 'float', min: 0, max: 1 } }, 0);
       expect(() => sampler.tell({ x: 2 }, 1, 'completed')).toThrow(/"x".*within \[0, 1\]/);
       expect(() => sampler.tell({ y: 0.5 }, 1, 'completed')).toThrow(/"y"/);
@@ -168,6 +172,45 @@ describe('random sampler', () => {
     expect(new Set(cs.map((c) => c.n))).toEqual(new Set([-2, -1, 0, 1, 2]));
     expect(new Set(cs.map((c) => c.c))).toEqual(new Set(['x', 'y', 'z']));
     expect(new Set(cs.map((c) => c.b))).toEqual(new Set([true, false]));
+  });
+
+  it('reaches every integer of a range wider than 2^32 (odd ones too), and its bounds', () => {
+    const sampler = new RandomSampler({ n: { type: 'int', min: 0, max: 2 ** 40 } }, 7);
+    const ns = drive(sampler, 2000).map((c) => c.n as number);
+    // 32 random bits would give multiples of 2^8 only; 53 bits give about as many odd as even.
+    const odd = ns.filter((n) => n % 2 === 1).length;
+    expect(odd).toBeGreaterThan(850);
+    expect(odd).toBeLessThan(1150);
+    expect(ns.filter((n) => n % 256 !== 0).length).toBeGreaterThan(1900);
+    for (const n of ns) {
+      expect(Number.isSafeInteger(n)).toBe(true);
+      expect(n).toBeGreaterThanOrEqual(0);
+      expect(n).toBeLessThanOrEqual(2 ** 40);
+    }
+    const full = new RandomSampler({ n: { type: 'int', min: Number.MIN_SAFE_INTEGER, max: 2 ** 53 - 1 } }, 1);
+    for (const c of drive(full, 200)) expect(Number.isSafeInteger(c.n)).toBe(true);
+  });
+
+  it('refuses a float whose width overflows, rather than always drawing max', () => {
+    const e = (() => {
+      try {
+        new RandomSampler({ x: { type: 'float', min: -1e308, max: 1e308 } }, 1);
+      } catch (err) {
+        return err;
+      }
+      return null;
+    })();
+    expect(e).toBeInstanceOf(SearchSpaceError);
+    expect((e as SearchSpaceError).code).toBe('E_TUNE_SPACE_INVALID');
+    expect((e as SearchSpaceError).dimension).toBe('x');
+    // The widest finite width is fine, and its draws spread over the whole range.
+    const half = Number.MAX_VALUE / 2;
+    const xs = drive(new RandomSampler({ x: { type: 'float', min: -half, max: half } }, 1), 200).map(
+      (c) => c.x as number,
+    );
+    expect(new Set(xs).size).toBe(200);
+    expect(xs.some((x) => x < -half / 2)).toBe(true);
+    expect(xs.some((x) => x > half / 2)).toBe(true);
   });
 
   it('remembers at most PENDING_LIMIT pending configurations (a failed trial is never told)', () => {
@@ -248,6 +291,29 @@ describe('grid sampler', () => {
     expect(sampler.size).toBe(1e12);
     const seen = new Set(drive(sampler, 500).map((c) => JSON.stringify(c)));
     expect(seen.size).toBe(500);
+  });
+
+  it('refuses a float whose width overflows, and spaces the widest finite one evenly', () => {
+    expect(() => new GridSampler({ x: { type: 'float', min: -1e308, max: 1e308 } }, 1)).toThrow(
+      SearchSpaceError,
+    );
+    expect(() => new GridSampler({ x: { type: 'float', min: -1e308, max: 1e308 } }, 1)).toThrow(
+      /"x".*overflows to Infinity/,
+    );
+    const half = Number.MAX_VALUE / 2;
+    const sampler = new GridSampler({ x: { type: 'float', min: -half, max: half } }, 1, { shuffle: false });
+    const xs = drive(sampler, 10).map((c) => c.x as number);
+    expect(xs).toHaveLength(5);
+    expect(new Set(xs).size).toBe(5);
+    expect(xs[0]).toBe(-half);
+    expect(xs[2]).toBe(0);
+    expect(xs[4]).toBe(half);
+    expect((xs[3] as number) / (half / 2)).toBeCloseTo(1, 12);
+    expect(gridValues({ type: 'float', min: 0, max: Number.MAX_VALUE }, 3)).toEqual([
+      0,
+      Number.MAX_VALUE / 2,
+      Number.MAX_VALUE,
+    ]);
   });
 
   it('refuses bad grid options, naming them', () => {

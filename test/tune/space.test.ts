@@ -73,6 +73,22 @@ describe('checkSpace', () => {
     ).not.toThrow();
   });
 
+  it('accepts the widest ranges whose width is finite, and refuses the first that overflows', () => {
+    const max = Number.MAX_VALUE;
+    expect(() =>
+      checkSpace({
+        a: { type: 'float', min: -max / 2, max: max / 2 },
+        b: { type: 'float', min: 0, max },
+        c: { type: 'float', min: Number.MIN_VALUE, max, log: true },
+        d: { type: 'int', min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER },
+      }),
+    ).not.toThrow();
+    const e = spaceError(() => checkSpace({ x: { type: 'float', min: -max, max: 1e292 } }));
+    expect(e.dimension).toBe('x');
+    expect(e.problem).toMatch(/overflows to Infinity/);
+    expect(spaceError(() => float(-1e308, 1e308)).problem).toMatch(/overflows to Infinity/);
+  });
+
   it('refuses a space that is not an object, or that has no dimension', () => {
     for (const bad of [null, 42, 'x', [], [float(0, 1)]]) {
       const e = spaceError(() => checkSpace(bad));
@@ -108,6 +124,11 @@ describe('checkSpace', () => {
     ['duplicate choice values', { type: 'choice', values: ['a', 'b', 'a'] }, /values 0 and 2 are the same/],
     ['an object choice value', { type: 'choice', values: [{ a: 1 }] }, /value 0 must be a string/],
     ['a NaN choice value', { type: 'choice', values: [1, Number.NaN] }, /value 1 must be a string/],
+    [
+      'a float whose width max - min overflows',
+      { type: 'float', min: -1e308, max: 1e308 },
+      /width max - min of \[-1e\+308, 1e\+308\] overflows to Infinity/,
+    ],
   ];
   for (const [what, dim, message] of cases) {
     it(`refuses ${what}, naming the dimension`, () => {

@@ -4,7 +4,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Runtime } from '../../src/kernel/index.js';
-import { type TuneEvent, tune } from '../../src/tune/index.js';
+import {
+  type Config,
+  type LineageEntry,
+  runStudy,
+  Study,
+  StudyCrashedError,
+  type StudyStore,
+  type TrialMetrics,
+  type TrialRecord,
+  type TrialState,
+  TuneErrorCodes,
+  type TuneEvent,
+  tune,
+} from '../../src/tune/index.js';
 
 const fixture = (name: string) => new URL(`../fixtures/study/${name}`, import.meta.url).href;
 const quadraticSpace = {
@@ -161,6 +174,209 @@ describe('tune()', () => {
       expect(result.aborted).toBe(true);
       expect(result.summary.running).toBeGreaterThan(0);
       expect(result.summary.completed).toBe(0);
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+});
+
+/** A store in memory that can fail one report write (SQLITE_BUSY), for the crash path. */
+class FlakyStore implements StudyStore {
+  readonly trials = new Map<number, TrialRecord>();
+  readonly checkpoints = new Map<number, { step: number; state: unknown }>();
+  /** Every write, in order: `started 0`, `report 0`, `ended 0 completed`... */
+  readonly writes: string[] = [];
+  failNextReport = false;
+  trialStarted(_s: string, id: number, config: Config): void {
+    this.writes.push(`started ${id}`);
+    const t = this.trials.get(id);
+    if (t !== undefined) t.state = 'running';
+    else {
+      this.trials.set(id, {
+        id,
+        state: 'running',
+        initialConfig: config,
+        config,
+        reports: [],
+        best: null,
+        error: null,
+        lineage: [],
+        startedAt: 1,
+        endedAt: null,
+      });
+    }
+  }
+  report(_s: string, id: number, metrics: TrialMetrics): void {
+    if (this.failNextReport) {
+      this.failNextReport = false;
+      throw new Error('SQLITE_BUSY: database is locked');
+    }
+    this.writes.push(`report ${id}`);
+    this.trials.get(id)?.reports.push(metrics);
+  }
+  checkpoint(_s: string, id: number, step: number, state: unknown): void {
+    this.writes.push(`checkpoint ${id}`);
+    this.checkpoints.set(id, { step, state: structuredClone(state) });
+  }
+  latestCheckpoint(_s: string, id: number) {
+    return this.checkpoints.get(id);
+  }
+  exploit(_s: string, id: number, entry: LineageEntry): void {
+    this.writes.push(`exploit ${id}`);
+    const t = this.trials.get(id) as TrialRecord;
+    t.lineage.push(entry);
+    t.config = entry.config;
+  }
+  trialEnded(_s: string, id: number, state: TrialState, best: number | null, error: string | null): void {
+    this.writes.push(`ended ${id} ${state}`);
+    const t = this.trials.get(id) as TrialRecord;
+    Object.assign(t, { state, best, error, endedAt: 2 });
+  }
+  finishStudy(): void {
+    this.writes.push('finished');
+  }
+  snapshot(): TrialRecord[] {
+    return [...this.trials.values()].map((t) => structuredClone(t));
+  }
+}
+
+describe('tune(): failures and stops (review regressions)', () => {
+  const options = {
+    space: quadraticSpace,
+    objective: { metric: 'loss', mode: 'min' as const },
+    trainable: { module: fixture('quadratic.mjs'), params: { maxSteps: 3 } },
+    sampler: { name: 'random' },
+    trials: 4,
+    concurrency: 2,
+    seed: 1,
+  };
+
+  it('aborted before it starts: starts no trial, leaves the store untouched and nothing running', async () => {
+    const runtime = new Runtime();
+    const store = new FlakyStore();
+    const controller = new AbortController();
+    controller.abort();
+    try {
+      const before = runtime.processes().length;
+      const events: TuneEvent[] = [];
+      const result = await runStudy(Study.create(options, { store, name: 's' }), {
+        trainable: options.trainable,
+        runtime,
+        signal: controller.signal,
+        onEvent: (e) => events.push(e),
+      });
+      expect(result.aborted).toBe(true);
+      expect(result.summary.trials).toBe(0);
+      // No agent of the study is left to write anything later.
+      expect(runtime.processes().length).toBe(before);
+      expect(store.writes).toEqual([]);
+      expect(events).toEqual([]);
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+
+  it('an abort terminates a running trial at once, without waiting for its next report', async () => {
+    const controller = new AbortController();
+    const runtime = new Runtime();
+    try {
+      const before = runtime.processes().length;
+      // The trainable never reaches a second report: tune() only returns if its run is terminated.
+      const result = await tune({
+        space: { x: { type: 'float', min: -1, max: 1 } },
+        objective: { metric: 'loss', mode: 'min' },
+        trainable: { module: fixture('hang-after-report.mjs') },
+        sampler: { name: 'random' },
+        trials: 2,
+        concurrency: 1,
+        runtime,
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'report') controller.abort();
+        },
+      });
+      expect(result.aborted).toBe(true);
+      expect(result.trials.map((t) => t.state)).toEqual(['running']);
+      expect(runtime.processes().length).toBe(before);
+    } finally {
+      await runtime.shutdown();
+    }
+  });
+
+  it('fails a trial whose final metrics lack the objective, with the report problem, and goes on', async () => {
+    const result = await tune({
+      space: { x: { type: 'float', min: -1, max: 1 } },
+      objective: { metric: 'loss', mode: 'min' },
+      trainable: { module: fixture('returns-other-metric.mjs') },
+      sampler: { name: 'random' },
+      trials: 8,
+      concurrency: 2,
+      seed: 4,
+    });
+    expect(result.summary.trials).toBe(8);
+    for (const t of result.trials) {
+      if ((t.initialConfig.x as number) > 0) {
+        expect(t.state).toBe('failed');
+        expect(t.error).toMatch(/no metric "loss" \(it has: step, accuracy\)/);
+      } else {
+        expect(t.state).toBe('completed');
+      }
+    }
+    expect(result.trials.some((t) => t.state === 'failed')).toBe(true);
+    expect(result.trials.some((t) => t.state === 'completed')).toBe(true);
+  });
+
+  it('a store that fails to write a report crashes the study; the trial stays running and a resume continues it', async () => {
+    const store = new FlakyStore();
+    const study = Study.create({ ...options, concurrency: 1 }, { store, name: 's' });
+    store.failNextReport = true;
+    const error = await runStudy(study, { trainable: options.trainable }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StudyCrashedError);
+    expect((error as StudyCrashedError).code).toBe(TuneErrorCodes.STUDY_CRASHED);
+    expect(String((error as StudyCrashedError).message)).toMatch(/SQLITE_BUSY/);
+    // Nothing after the failed write: trial 0 started and was never ended or failed.
+    expect(store.writes).toEqual(['started 0']);
+    const stored = store.snapshot();
+    expect(stored.map((t) => t.state)).toEqual(['running']);
+    // The study's memory holds what the store holds.
+    expect(study.trials()[0]?.reports).toEqual([]);
+    const resumed = Study.resume(study.spec, stored, { store, name: 's' });
+    const result = await runStudy(resumed, { trainable: options.trainable });
+    expect(result.summary).toMatchObject({ trials: 4, completed: 4, failed: 0 });
+    expect(result.trials[0]?.reports.map((m) => m.step)).toEqual([1, 2, 3]);
+  });
+
+  it('publishes the best under best.config.<dim>, so dimensions named "trial" or "value" are fine', async () => {
+    const runtime = new Runtime();
+    const seen = new Map<string, unknown>();
+    try {
+      const result = await tune({
+        space: {
+          ...quadraticSpace,
+          trial: { type: 'int', min: 0, max: 3 },
+          value: { type: 'choice', values: ['a', 'b'] },
+        },
+        objective: { metric: 'loss', mode: 'min' },
+        trainable: { module: fixture('quadratic.mjs'), params: { maxSteps: 2 } },
+        sampler: { name: 'random' },
+        trials: 3,
+        concurrency: 1,
+        seed: 1,
+        runtime,
+        onEvent: (e) => {
+          if (e.type === 'trial-end') seen.set(`gap ${e.trialId}`, e.gapToBest);
+        },
+      });
+      expect(result.summary.completed).toBe(3);
+      expect(result.best).not.toBeNull();
+      // gapToBest is the absolute difference between the trial's best and the study's best.
+      for (const t of result.trials) {
+        const gap = seen.get(`gap ${t.id}`);
+        if (typeof gap === 'number') expect(gap).toBeGreaterThanOrEqual(0);
+      }
     } finally {
       await runtime.shutdown();
     }

@@ -63,9 +63,13 @@ export function gridValues(dim: Dimension, points: number): readonly unknown[] {
         const mid = lo + (hi - lo) / 2;
         return [Math.min(dim.max, Math.max(dim.min, log ? Math.exp(mid) : mid))];
       }
+      // checkSpace keeps hi - lo finite, but (hi - lo) * i can still overflow near the largest
+      // doubles: then divide first (other ranges keep the exact values they always had).
+      const width = hi - lo;
       const out: number[] = [];
       for (let i = 0; i < points; i++) {
-        const t = lo + ((hi - lo) * i) / (points - 1);
+        const offset = (width * i) / (points - 1);
+        const t = lo + (Number.isFinite(offset) ? offset : width * (i / (points - 1)));
         const v = i === 0 ? dim.min : i === points - 1 ? dim.max : log ? Math.exp(t) : t;
         out.push(Math.min(dim.max, Math.max(dim.min, v)));
       }

@@ -6,9 +6,11 @@
  * started a run, each ranked by its latest loss (ties by trial id). A trial is checked when its
  * report crosses a multiple of `perturbationInterval` (with a report every step: at steps I, 2I,
  * 3I...; never before `burnInPeriod`). If it is then in the bottom quantile, it EXPLOITS: the
- * decision names a donor drawn (seeded) from the top quantile and a config explored from the
- * donor's (`exploreConfig`); the study restarts the trial from the donor's latest checkpoint
- * with that config. Otherwise it continues. Each quantile holds ceil(n * quantileFraction)
+ * decision names a donor drawn (seeded) among the top quantile's trials with a loss strictly
+ * better than its own, and a config explored from the donor's (`exploreConfig`); the study
+ * restarts the trial from the donor's latest checkpoint with that config. Otherwise (in particular
+ * when no top trial is strictly better, as on a plateau where every loss is the same) it
+ * continues. Each quantile holds ceil(n * quantileFraction)
  * trials, at most floor(n / 2), so the two never overlap: with 2 trials, one is top and one
  * bottom; with 1, nothing happens.
  *
@@ -133,8 +135,13 @@ class Pbt implements PbtScheduler {
     if (size > n / 2) size = Math.floor(n / 2);
     ranked.sort((a, b) => compareLoss(a.lastLoss as number, b.lastLoss as number) || a.id - b.id);
     if (ranked.indexOf(trial) < n - size) return CONTINUE;
+    // Only a strictly better donor is worth the trial's own run: on a plateau (tied losses) the
+    // ranking by id alone would put trials in the bottom quantile for nothing.
+    const own = trial.lastLoss as number;
+    const donors = ranked.slice(0, size).filter((t) => compareLoss(t.lastLoss as number, own) < 0);
+    if (donors.length === 0) return CONTINUE;
 
-    const donor = this.#rng.pick(ranked.slice(0, size));
+    const donor = this.#rng.pick(donors);
     const config = exploreConfig(donor.config, this.#space, this.#rng, this.#settings.explore);
     trial.lineage.push(Object.freeze({ step, donor: donor.id, config }));
     trial.config = config;
