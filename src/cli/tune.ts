@@ -153,7 +153,7 @@ export function registerTuneCommand(program: Command, io: TuneIo, done: (code: n
     .option('--mode <min|max>', 'minimize or maximize the metric (default max for accuracy, else min)')
     .option('--sampler <name>', `${SAMPLER_NAMES.join(', ')} (default tpe)`)
     .option('--scheduler <name>', `${SCHEDULER_NAMES.join(', ')} (default asha)`)
-    .option('--trials <n>', 'trials in all (default 40)', wholeNumber('--trials'))
+    .option('--trials <n>', 'trials in all (default 100)', wholeNumber('--trials'))
     .option(
       '--concurrency <n>',
       'trials at once, one worker thread each (default: the cores)',
@@ -297,7 +297,7 @@ async function studyFromOptions(opts: TuneOpts): Promise<StudyOptions & { traina
     objective,
     sampler: { name: opts.sampler ?? 'tpe' },
     scheduler: { name: scheduler, options: schedulerOptions },
-    trials: opts.trials ?? 40,
+    trials: opts.trials ?? 100,
     concurrency: opts.concurrency ?? Math.max(1, availableParallelism()),
     seed,
     trainable,
