@@ -425,7 +425,11 @@ async function prepare(
     }
     checkExecutorOptions({ threads: stored.spec.concurrency, ...limits });
     await checkTrainable(trainable);
-    return { study: Study.resume(stored.spec, stored.trials, { store: storage, name }), name, trainable };
+    return {
+      study: Study.resume(stored.spec, stored.trials, { store: storage, name }, stored.reportOrder),
+      name,
+      trainable,
+    };
   }
   await checkReportPath(opts.report);
   const options = await studyFromOptions(opts);

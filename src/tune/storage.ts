@@ -30,12 +30,18 @@
  * the schema version. A file of another application, a newer version, or tables this code does not
  * know is refused with E_TUNE_STORAGE_SCHEMA before anything is written to it; a file that is not
  * SQLite at all (or cannot be opened) gives E_TUNE_STORAGE_OPEN naming the path.
+ *
+ * Report order. Each report row carries its study's arrival number (`arrival`: one more than the
+ * largest the study's reports hold), so `loadStudy` gives the order reports came in across trials
+ * (`StoredStudy.reportOrder`), which a resume replays into the scheduler. Version 1 files had no
+ * such column: opening one adds it (version 2), and the reports written before that have none, so
+ * a study holding any of them has an unknown order (`reportOrder` null).
  */
 import { existsSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
 import Database from 'better-sqlite3';
 import { describe, InvalidArgumentError, MabeamError } from '../kernel/index.js';
-import type { StudySpec, StudyStore } from './study.js';
+import type { ReportPosition, StudySpec, StudyStore } from './study.js';
 import type { Config, LineageEntry, TrialMetrics, TrialRecord, TrialState } from './types.js';
 
 // ---- errors ------------------------------------------------------------------------------------
@@ -143,8 +149,16 @@ function decode<T>(text: string): T {
 
 /** "MBTU": marks a SQLite file as a mabeam tune study file. */
 const APPLICATION_ID = 0x4d425455;
-/** Bumped when the layout changes; a file of a newer version is refused, never guessed at. */
-const SCHEMA_VERSION = 1;
+/**
+ * Bumped when the layout changes; a file of a newer version is refused, never guessed at.
+ * 1: the first layout. 2: reports.arrival, the report's place in its study's arrival order.
+ */
+const SCHEMA_VERSION = 2;
+/** Turns a version 1 file into a version 2 one (its reports keep a null arrival: order unknown). */
+const MIGRATE_V1 = `
+ALTER TABLE reports ADD COLUMN arrival INTEGER;
+CREATE INDEX IF NOT EXISTS reports_arrival ON reports (study, arrival);
+`;
 const TABLES = ['checkpoints', 'lineage', 'reports', 'studies', 'trials'];
 
 const SCHEMA = `
@@ -174,8 +188,10 @@ CREATE TABLE IF NOT EXISTS reports (
   seq INTEGER NOT NULL,
   step REAL NOT NULL,
   metrics TEXT NOT NULL,
+  arrival INTEGER,
   PRIMARY KEY (study, trial, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reports_arrival ON reports (study, arrival);
 CREATE TABLE IF NOT EXISTS checkpoints (
   id INTEGER PRIMARY KEY,
   study INTEGER NOT NULL,
@@ -225,6 +241,13 @@ export interface StoredStudy {
   readonly trials: TrialRecord[];
   /** Ids of the trials that were running (or pending) when the study was last written: to continue. */
   readonly interrupted: readonly number[];
+  /**
+   * Every report of `trials` once, in the order they were written (across trials; a rewind's
+   * dropped reports are gone), as positions in their trial's `reports`: what `Study.resume` replays.
+   * Null when the order is unknown: the study holds reports written before the file's migration
+   * from schema version 1, which did not record it.
+   */
+  readonly reportOrder: readonly ReportPosition[] | null;
 }
 
 /** One line of `listStudies`. */
@@ -383,6 +406,15 @@ export class StudyStorage implements StudyStore {
           db.pragma(`application_id = ${APPLICATION_ID}`);
           db.pragma(`user_version = ${SCHEMA_VERSION}`);
         }).immediate();
+      } else if (header.version === 1) {
+        // A version 1 file: add the arrival order, re-checking under the write lock (another
+        // process may be migrating it at the same moment).
+        db.transaction(() => {
+          const again = readHeader(db);
+          if (again.version !== 1) return checkHeader(path, again);
+          db.exec(MIGRATE_V1);
+          db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        }).immediate();
       }
       return new StudyStorage(path, db, sync, keep, now);
     } catch (error) {
@@ -460,9 +492,18 @@ export class StudyStorage implements StudyStore {
               endedAt: t.ended_at,
             });
           }
-          for (const r of this.#s.reportsOf.all(row.id) as { trial: number; metrics: string }[]) {
-            trials.get(r.trial)?.reports.push(decode<TrialMetrics>(r.metrics));
+          const arrivals: { trial: number; index: number; arrival: number | null }[] = [];
+          for (const r of this.#s.reportsOf.all(row.id) as {
+            trial: number;
+            metrics: string;
+            arrival: number | null;
+          }[]) {
+            const reports = trials.get(r.trial)?.reports;
+            if (reports === undefined) continue;
+            arrivals.push({ trial: r.trial, index: reports.length, arrival: r.arrival });
+            reports.push(decode<TrialMetrics>(r.metrics));
           }
+          const known = arrivals.every((a) => a.arrival !== null);
           for (const l of this.#s.lineageOf.all(row.id) as {
             trial: number;
             step: number;
@@ -482,6 +523,11 @@ export class StudyStorage implements StudyStore {
             finishedAt: row.finished_at,
             trials: list,
             interrupted: list.filter((t) => t.state === 'running' || t.state === 'pending').map((t) => t.id),
+            reportOrder: known
+              ? arrivals
+                  .sort((a, b) => (a.arrival as number) - (b.arrival as number))
+                  .map(({ trial, index }) => ({ trial, index }))
+              : null,
           };
         })
         .deferred(),
@@ -551,7 +597,7 @@ export class StudyStorage implements StudyStore {
     this.#write('report', study, () => {
       const s = this.#study(study);
       this.#running(study, s, id, 'report for');
-      this.#s.insertReport.run(s.id, id, s.id, id, metrics.step, json);
+      this.#s.insertReport.run(s.id, id, s.id, id, metrics.step, json, s.id);
       const v = metrics[s.metric];
       if (typeof v === 'number' && Number.isFinite(v))
         (s.mode === 'min' ? this.#s.bestMin : this.#s.bestMax).run(v, v, s.id, id);
@@ -835,10 +881,11 @@ function prepare(db: Database.Database) {
       'SELECT id, state, initial_config, config, best, error, started_at, ended_at FROM trials WHERE study = ? ORDER BY id',
     ),
     insertReport: db.prepare(
-      `INSERT INTO reports (study, trial, seq, step, metrics)
-       VALUES (?, ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM reports WHERE study = ? AND trial = ?), ?, ?)`,
+      `INSERT INTO reports (study, trial, seq, step, metrics, arrival)
+       VALUES (?, ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM reports WHERE study = ? AND trial = ?), ?, ?,
+               (SELECT COALESCE(MAX(arrival) + 1, 0) FROM reports WHERE study = ?))`,
     ),
-    reportsOf: db.prepare('SELECT trial, metrics FROM reports WHERE study = ? ORDER BY trial, seq'),
+    reportsOf: db.prepare('SELECT trial, metrics, arrival FROM reports WHERE study = ? ORDER BY trial, seq'),
     reportsOfTrial: db.prepare('SELECT metrics FROM reports WHERE study = ? AND trial = ? ORDER BY seq'),
     dropReportsAfter: db.prepare('DELETE FROM reports WHERE study = ? AND trial = ? AND step > ?'),
     insertCheckpoint: db.prepare('INSERT INTO checkpoints (study, trial, step, state) VALUES (?, ?, ?, ?)'),
@@ -891,8 +938,8 @@ function checkHeader(path: string, h: { app: number; version: number; tables: st
       `its schema version is ${h.version}, newer than this code's ${SCHEMA_VERSION}; upgrade mabeam`,
     );
   }
-  if (h.version !== SCHEMA_VERSION)
-    throw refuse(`unknown schema version ${h.version} (this code reads ${SCHEMA_VERSION})`);
+  if (h.version !== SCHEMA_VERSION && h.version !== 1)
+    throw refuse(`unknown schema version ${h.version} (this code reads 1 to ${SCHEMA_VERSION})`);
   if (h.tables.join() !== TABLES.join()) {
     throw refuse(`its tables are ${h.tables.join(', ') || 'none'}, expected ${TABLES.join(', ')}`);
   }

@@ -246,6 +246,15 @@ export function checkStudyOptions(options: StudyOptions): StudySpec {
 
 // ---- the study ---------------------------------------------------------------------------------
 
+/**
+ * Where a stored report is: its trial, and its position in that trial's `reports`. A study's
+ * reports in the order they arrived (across trials) are a list of these (`StoredStudy.reportOrder`).
+ */
+export interface ReportPosition {
+  readonly trial: number;
+  readonly index: number;
+}
+
 /** A persisted study: a store and the study's name in it. */
 export interface Persistence {
   readonly store: StudyStore;
@@ -302,17 +311,34 @@ export class Study {
    * asked, so they do not propose the first run's configurations again. Either way the sampler is
    * told every finished (completed or pruned) trial, as it was in the first run.
    *
-   * The scheduler is rebuilt by replaying the stored reports (see `replayScheduler`): its
-   * decisions are ignored (they were taken, and recorded, in the first run), and no decision of
-   * the replay binds an interrupted trial.
+   * The scheduler is rebuilt by replaying the stored reports (see `replayScheduler`) in `order`,
+   * the order they arrived in (`StoredStudy.reportOrder`: every report of `trials` once, each
+   * trial's in their order; InvalidArgumentError otherwise), or, without it (null or absent), in
+   * a guessed order (see `stepMajor`). Its decisions are ignored (they were taken, and recorded, in
+   * the first run), and no decision of the replay binds an interrupted trial.
    */
-  static resume(spec: StudySpec, trials: readonly TrialRecord[], persist: Persistence): Study {
+  static resume(
+    spec: StudySpec,
+    trials: readonly TrialRecord[],
+    persist: Persistence,
+    order?: readonly ReportPosition[] | null,
+  ): Study {
     checkStudyOptions(spec);
     const sorted = [...trials].sort((a, b) => a.id - b.id);
-    const records = sorted.map((t, i) => restoreRecord(spec, t, i, persist));
+    if (order !== undefined && order !== null) checkReportOrder(order, sorted);
+    const restored = sorted.map((t, i) => restoreRecord(spec, t, i, persist));
+    const records = restored.map((r) => r.record);
     const interrupted = (t: TrialRecord) => t.state === 'running' || t.state === 'pending';
+    const arrived =
+      order === undefined || order === null
+        ? null
+        : arrivals(
+            spec,
+            order.filter((p) => restored[p.trial]?.kept(p.index) === true),
+            sorted,
+          );
     const { sampler, exhausted } = resumedSampler(spec, records.length);
-    const study = new Study(spec, persist, sampler, replayScheduler(spec, records, interrupted));
+    const study = new Study(spec, persist, sampler, replayScheduler(spec, records, interrupted, arrived));
     study.#samplerDone = exhausted;
     for (const t of records) {
       study.#trials.push(t);
@@ -520,6 +546,14 @@ export class Study {
     return this.#best;
   }
 
+  /**
+   * The study's scheduler (the live object: inspect it, as ASHA's `rungs()`, but do not call its
+   * `on*` methods, which the study calls).
+   */
+  scheduler(): Scheduler {
+    return this.#scheduler;
+  }
+
   /** The trial records, by id (live objects: read, do not change). */
   trials(): readonly TrialRecord[] {
     return this.#trials;
@@ -589,15 +623,16 @@ function bestBeforeExploit(objective: Objective, t: TrialRecord): number | null 
 }
 
 /**
- * A stored trial as the resumed study holds it. An interrupted one (running or pending) is
- * rewound to its latest checkpoint: its later reports are dropped, in the store too (rewindTrial).
+ * A stored trial as the resumed study holds it, and which of its stored reports (by position) it
+ * kept. An interrupted one (running or pending) is rewound to its latest checkpoint: its later
+ * reports are dropped, in the store too (rewindTrial).
  */
 function restoreRecord(
   spec: StudySpec,
   stored: TrialRecord,
   index: number,
   persist: Persistence,
-): TrialRecord {
+): { record: TrialRecord; kept: (index: number) => boolean } {
   if (stored.id !== index) {
     throw new InvalidArgumentError(
       'stored trials',
@@ -606,9 +641,12 @@ function restoreRecord(
   }
   let reports = stored.reports;
   let best = stored.best;
+  let kept = (_index: number) => true;
   if (stored.state === 'running' || stored.state === 'pending') {
     const { store, name } = persist;
     const from = store.latestCheckpoint(name, stored.id)?.step ?? 0;
+    const all = stored.reports;
+    kept = (i: number) => (all[i]?.step ?? Number.POSITIVE_INFINITY) <= from;
     if (reports.some((m) => m.step > from)) {
       store.rewindTrial?.(name, stored.id, from);
       reports = reports.filter((m) => m.step <= from);
@@ -619,7 +657,7 @@ function restoreRecord(
       if (v !== undefined && (best === null || better(spec.objective, v, best))) best = v;
     }
   }
-  return { ...stored, best, reports: [...reports], lineage: [...stored.lineage] };
+  return { record: { ...stored, best, reports: [...reports], lineage: [...stored.lineage] }, kept };
 }
 
 /**
@@ -647,11 +685,91 @@ interface Replayed {
 }
 
 /**
- * Reports of several trials in the order a replay feeds them: step by step across the trials
- * (every trial's first report, then every second...), and within one round the worse losses
- * first. The store keeps no global order of reports; this one is the arrival of concurrent trials
- * as near as the records tell, and worse-first makes each arrival the best its rung has seen,
- * so the replay stops as few trials as it can (a stop is final in ASHA and median stopping).
+ * Check that `order` lists every report of `trials` (sorted by id) exactly once, each trial's in
+ * their order (a trial's n-th report arrived after its (n-1)-th); InvalidArgumentError naming the
+ * first entry that does not.
+ */
+function checkReportOrder(order: readonly ReportPosition[], trials: readonly TrialRecord[]): void {
+  if (!Array.isArray(order)) {
+    throw new InvalidArgumentError('report order', 'must be an array of {trial, index}', order);
+  }
+  const byId = new Map(trials.map((t) => [t.id, t]));
+  const next = new Map<number, number>();
+  order.forEach((p, i) => {
+    const where = `report order entry ${i}`;
+    if (
+      p === null ||
+      typeof p !== 'object' ||
+      !Number.isSafeInteger(p.trial) ||
+      !Number.isSafeInteger(p.index)
+    ) {
+      throw new InvalidArgumentError(where, 'must be {trial, index} with whole numbers', p);
+    }
+    const t = byId.get(p.trial);
+    if (t === undefined) {
+      throw new InvalidArgumentError(
+        where,
+        `names trial ${p.trial}, which is not among the stored trials`,
+        p,
+      );
+    }
+    if (p.index < 0 || p.index >= t.reports.length) {
+      throw new InvalidArgumentError(
+        where,
+        `names report ${p.index} of trial ${p.trial}, which has ${t.reports.length} reports`,
+        p,
+      );
+    }
+    const expected = next.get(p.trial) ?? 0;
+    if (p.index !== expected) {
+      throw new InvalidArgumentError(
+        where,
+        `names report ${p.index} of trial ${p.trial} where its report ${expected} was due ` +
+          "(each report once, each trial's in their order)",
+        p,
+      );
+    }
+    next.set(p.trial, expected + 1);
+  });
+  for (const t of trials) {
+    const listed = next.get(t.id) ?? 0;
+    if (listed !== t.reports.length) {
+      throw new InvalidArgumentError(
+        'report order',
+        `lists ${listed} of the ${t.reports.length} reports of trial ${t.id}: it must list every stored report`,
+      );
+    }
+  }
+}
+
+/**
+ * The reports at `positions` (of the stored `trials`, sorted by id), in that order, as the replay
+ * feeds them; a report without a finite objective value is skipped, as the first run refused it.
+ */
+function arrivals(
+  spec: StudySpec,
+  positions: readonly ReportPosition[],
+  trials: readonly TrialRecord[],
+): Replayed[] {
+  const out: Replayed[] = [];
+  for (const p of positions) {
+    const m = trials[p.trial]?.reports[p.index];
+    const v = m === undefined ? undefined : objectiveValue(spec.objective, m);
+    if (m !== undefined && v !== undefined) {
+      out.push({ id: p.trial, step: m.step, loss: spec.objective.mode === 'min' ? v : -v });
+    }
+  }
+  return out;
+}
+
+/**
+ * Reports of several trials in the order a replay feeds them when their arrival order is unknown
+ * (a study written by schema version 1 storage, or a caller without it): step by step across the
+ * trials (every trial's first report, then every second...), and within one round the worse
+ * losses first. This is the arrival of concurrent trials as near as the records tell, and
+ * worse-first makes each arrival the best its rung has seen, so the replay stops as few trials as
+ * it can (a stop is final in ASHA and median stopping). It can still differ from the first run
+ * (a trial the first run promoted may be stopped, cutting its history short in the scheduler).
  */
 function stepMajor(spec: StudySpec, trials: readonly TrialRecord[]): Replayed[] {
   const loss = (v: number) => (spec.objective.mode === 'min' ? v : -v);
@@ -672,34 +790,49 @@ function stepMajor(spec: StudySpec, trials: readonly TrialRecord[]): Replayed[] 
 
 /**
  * The scheduler of a resumed study, rebuilt from the records. Every trial is added with its
- * CURRENT configuration (after its PBT exploits). Then:
+ * CURRENT configuration (after its PBT exploits). Then the reports are replayed:
  *
- * 1. The interrupted trials' kept reports (up to their checkpoints) are replayed, among
- *    themselves only. Their first run let them go on at each of these reports, so the replay
- *    must too: if it would stop one (or, under PBT, exploit for it) the order of the records
- *    misled it, and the scheduler is rebuilt with that trial added fresh, without its reports
- *    (it is judged from its next report on, as a trial that just started). Replay decisions
- *    never bind an interrupted trial.
- * 2. The finished trials' reports are replayed (decisions ignored: they were taken and recorded
- *    in the first run), except under PBT, whose population is the live trials only: replaying
- *    ended trials' reports would draw exploits that never happened.
- * 3. The finished trials are ended.
+ * - The interrupted trials' kept reports (up to their checkpoints). Their first run let them go
+ *   on at each of these reports, so the replay must too: if it would stop one (or, under PBT,
+ *   exploit for it) the replay differs from the first run (a guessed order, or reports of other
+ *   trials dropped by a rewind), and the scheduler is rebuilt with that trial added fresh, without
+ *   its reports (it is judged from its next report on, as a trial that just started). Replay
+ *   decisions never bind an interrupted trial.
+ * - The finished trials' reports (decisions ignored: they were taken and recorded in the first
+ *   run), except under PBT, whose population is the live trials only: replaying ended trials'
+ *   reports would draw exploits that never happened.
+ *
+ * With `arrived` (the kept reports in the order they arrived) both are replayed together in that
+ * order, so the scheduler sees what it saw in the first run. Without it, the interrupted trials'
+ * reports come first, among themselves only, then the finished trials', each in `stepMajor`'s
+ * guessed order. Then the finished trials are ended.
  */
 function replayScheduler(
   spec: StudySpec,
   records: readonly TrialRecord[],
   interrupted: (t: TrialRecord) => boolean,
+  arrived: readonly Replayed[] | null,
 ): Scheduler {
+  const binding = new Set(records.filter(interrupted).map((t) => t.id));
+  const finished = records.filter((t) => !interrupted(t));
   const fresh = new Set<number>();
   for (;;) {
     const scheduler = makeScheduler(spec.scheduler, spec.space, spec.seed);
     for (const t of records) scheduler.onTrialAdd(t.id, t.config);
+    const pbt = scheduler.name === 'pbt';
+    // Replayed: the interrupted trials not added fresh, and the finished ones unless under PBT.
+    const replayed = (id: number) => (binding.has(id) ? !fresh.has(id) : !pbt);
+    const reports =
+      arrived !== null
+        ? arrived.filter((r) => replayed(r.id))
+        : stepMajor(
+            spec,
+            records.filter((t) => binding.has(t.id) && replayed(t.id)),
+          ).concat(pbt ? [] : stepMajor(spec, finished));
     let bound: number | null = null;
-    for (const r of stepMajor(
-      spec,
-      records.filter((t) => interrupted(t) && !fresh.has(t.id)),
-    )) {
-      if (scheduler.onReport(r.id, r.step, r.loss).action !== 'continue') {
+    for (const r of reports) {
+      const decision = scheduler.onReport(r.id, r.step, r.loss);
+      if (binding.has(r.id) && decision.action !== 'continue') {
         bound = r.id;
         break;
       }
@@ -707,10 +840,6 @@ function replayScheduler(
     if (bound !== null) {
       fresh.add(bound);
       continue;
-    }
-    const finished = records.filter((t) => !interrupted(t));
-    if (scheduler.name !== 'pbt') {
-      for (const r of stepMajor(spec, finished)) scheduler.onReport(r.id, r.step, r.loss);
     }
     for (const t of finished) {
       const loss = t.best === null ? null : spec.objective.mode === 'min' ? t.best : -t.best;

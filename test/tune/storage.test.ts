@@ -285,6 +285,124 @@ describe('resuming interrupted trials', () => {
   });
 });
 
+describe('report order', () => {
+  it('gives the reports in the order they were written, across trials, and after a rewind', () => {
+    const p = file();
+    const s = openStorage(p);
+    s.createStudy('o', spec({ objective: { metric: 'loss', mode: 'min' } }));
+    s.createStudy('other', spec());
+    for (const id of [0, 1, 2]) s.trialStarted('o', id, { lr: id });
+    s.trialStarted('other', 0, {});
+    s.report('o', 1, { step: 1, loss: 5 });
+    s.report('other', 0, { step: 1, acc: 0.5 }); // another study's reports do not count
+    s.report('o', 0, { step: 1, loss: 4 });
+    s.report('o', 2, { step: 1, loss: 3 });
+    s.report('o', 0, { step: 2, loss: 2 });
+    s.report('o', 0, { step: 3, loss: 1 });
+    s.report('o', 1, { step: 2, loss: 6 });
+    s.checkpoint('o', 0, 1, { at: 1 });
+    s.trialEnded('o', 2, 'completed');
+    const before = s.loadStudy('o');
+    expect(before.reportOrder).toEqual([
+      { trial: 1, index: 0 },
+      { trial: 0, index: 0 },
+      { trial: 2, index: 0 },
+      { trial: 0, index: 1 },
+      { trial: 0, index: 2 },
+      { trial: 1, index: 1 },
+    ]);
+    // Each position names the report it was: the metrics in write order.
+    expect(before.reportOrder?.map((o) => before.trials[o.trial]?.reports[o.index]?.loss)).toEqual([
+      5, 4, 3, 2, 1, 6,
+    ]);
+    expect(s.loadStudy('other').reportOrder).toEqual([{ trial: 0, index: 0 }]);
+
+    // Trial 0 goes back to its checkpoint at step 1 (its steps 2 and 3 are dropped), then reports
+    // again: its new reports come after everything written before, in the file as reopened.
+    s.close();
+    const again = openStorage(p);
+    expect(again.rewindTrial('o', 0, 1)).toBe(2);
+    expect(again.loadStudy('o').reportOrder).toEqual([
+      { trial: 1, index: 0 },
+      { trial: 0, index: 0 },
+      { trial: 2, index: 0 },
+      { trial: 1, index: 1 },
+    ]);
+    again.report('o', 0, { step: 2, loss: 1.5 });
+    again.report('o', 1, { step: 3, loss: 7 });
+    again.report('o', 0, { step: 3, loss: 0.5 });
+    const after = again.loadStudy('o');
+    expect(after.reportOrder?.map((o) => after.trials[o.trial]?.reports[o.index]?.loss)).toEqual([
+      5, 4, 3, 6, 1.5, 7, 0.5,
+    ]);
+    expect(after.reportOrder?.slice(4)).toEqual([
+      { trial: 0, index: 1 },
+      { trial: 1, index: 2 },
+      { trial: 0, index: 2 },
+    ]);
+  });
+
+  it('migrates a schema version 1 file: its old reports have no order (null), new studies do', () => {
+    const p = file('v1.db');
+    // A file as schema version 1 wrote it: no arrival column.
+    const raw = new Database(p);
+    raw.pragma('journal_mode = WAL');
+    raw.exec(`
+      CREATE TABLE studies (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, spec TEXT NOT NULL,
+        created_at REAL NOT NULL, status TEXT NOT NULL CHECK (status IN ('running', 'finished')),
+        finished_at REAL);
+      CREATE TABLE trials (study INTEGER NOT NULL REFERENCES studies (id), id INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'completed', 'pruned', 'failed')),
+        initial_config TEXT NOT NULL, config TEXT NOT NULL, best REAL, error TEXT, started_at REAL,
+        ended_at REAL, PRIMARY KEY (study, id)) WITHOUT ROWID;
+      CREATE TABLE reports (study INTEGER NOT NULL, trial INTEGER NOT NULL, seq INTEGER NOT NULL,
+        step REAL NOT NULL, metrics TEXT NOT NULL, PRIMARY KEY (study, trial, seq)) WITHOUT ROWID;
+      CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, study INTEGER NOT NULL, trial INTEGER NOT NULL,
+        step REAL NOT NULL, state BLOB NOT NULL);
+      CREATE INDEX checkpoints_trial ON checkpoints (study, trial, id);
+      CREATE TABLE lineage (study INTEGER NOT NULL, trial INTEGER NOT NULL, seq INTEGER NOT NULL,
+        step REAL NOT NULL, donor INTEGER NOT NULL, config TEXT NOT NULL,
+        PRIMARY KEY (study, trial, seq)) WITHOUT ROWID;
+    `);
+    raw.pragma(`application_id = ${0x4d425455}`);
+    raw.pragma('user_version = 1');
+    raw
+      .prepare('INSERT INTO studies (id, name, spec, created_at, status) VALUES (1, ?, ?, 1, ?)')
+      .run('old', JSON.stringify(spec({ objective: { metric: 'loss', mode: 'min' } })), 'running');
+    raw
+      .prepare(
+        "INSERT INTO trials (study, id, state, initial_config, config, best) VALUES (1, 0, 'running', '{}', '{}', 2)",
+      )
+      .run();
+    raw.prepare('INSERT INTO reports VALUES (1, 0, 0, 1, ?)').run(JSON.stringify({ step: 1, loss: 2 }));
+    raw.close();
+
+    const s = openStorage(p);
+    const probe = new Database(p, { readonly: true });
+    expect(probe.pragma('user_version', { simple: true })).toBe(2);
+    probe.close();
+    const old = s.loadStudy('old');
+    expect(old.trials[0]?.reports).toEqual([{ step: 1, loss: 2 }]);
+    expect(old.reportOrder).toBeNull();
+    // Still unknown after new reports: the old one's place among them was never recorded.
+    s.report('old', 0, { step: 2, loss: 1 });
+    expect(s.loadStudy('old').reportOrder).toBeNull();
+    // A study written after the migration has its order.
+    s.createStudy('new', spec());
+    s.trialStarted('new', 0, {});
+    s.trialStarted('new', 1, {});
+    s.report('new', 1, { step: 1, acc: 1 });
+    s.report('new', 0, { step: 1, acc: 2 });
+    expect(s.loadStudy('new').reportOrder).toEqual([
+      { trial: 1, index: 0 },
+      { trial: 0, index: 0 },
+    ]);
+    // Reopening a migrated file changes nothing more.
+    s.close();
+    expect(openStorage(p).loadStudy('new').reportOrder).toHaveLength(2);
+  });
+});
+
 describe('bad files and bad calls', () => {
   it('refuses a duplicate study name, naming it', () => {
     const s = openStorage();
@@ -341,9 +459,9 @@ describe('bad files and bad calls', () => {
     const newer = file('newer.db');
     StudyStorage.open(newer).close();
     const raw = new Database(newer);
-    raw.pragma('user_version = 2');
+    raw.pragma('user_version = 3');
     raw.close();
-    expectStorageError(() => StudyStorage.open(newer), 'E_TUNE_STORAGE_SCHEMA', newer, 'version is 2');
+    expectStorageError(() => StudyStorage.open(newer), 'E_TUNE_STORAGE_SCHEMA', newer, 'version is 3');
 
     const extra = file('extra.db');
     StudyStorage.open(extra).close();

@@ -1,14 +1,18 @@
 /**
  * Study.resume and the study's bookkeeping under failures (review regressions): a resumed grid
  * never re-runs a point, the scheduler replay never binds an interrupted trial (ASHA, median
- * stopping, PBT), best() counts an interrupted trial's kept reports, the store is written before
- * memory changes, and under PBT the sampler learns only what a trial's own configuration reached.
+ * stopping, PBT; in the stored arrival order and in the guessed one), with the arrival order the
+ * rebuilt ASHA rungs are the first run's, best() counts an interrupted trial's kept reports, the
+ * store is written before memory changes, and under PBT the sampler learns only what a trial's
+ * own configuration reached.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { InvalidArgumentError } from '../../src/kernel/index.js';
 import { TpeSampler } from '../../src/tune/samplers/tpe.js';
+import type { AshaScheduler } from '../../src/tune/schedulers/asha.js';
 import { StudyStorage } from '../../src/tune/storage.js';
 import { Study, type StudyOptions } from '../../src/tune/study.js';
 
@@ -29,11 +33,20 @@ function start(options: StudyOptions, name = 's'): Study {
   storage.createStudy(name, Study.create(options).spec);
   return Study.create(options, { store: storage, name });
 }
-/** The study rebuilt from the store, as after a crash. */
-function reload(name = 's'): Study {
+/**
+ * The study rebuilt from the store, as after a crash: replaying the reports in the order they
+ * arrived (as `mabeam tune --resume` does), or, with `guess`, without it (the guessed order).
+ */
+function reload(name = 's', guess = false): Study {
   const stored = storage.loadStudy(name);
-  return Study.resume(stored.spec, stored.trials, { store: storage, name });
+  return Study.resume(
+    stored.spec,
+    stored.trials,
+    { store: storage, name },
+    guess ? undefined : stored.reportOrder,
+  );
 }
+const reloadAs = reload;
 function asked(study: Study) {
   const t = study.ask();
   if (t === null) throw new Error('no trial');
@@ -133,7 +146,12 @@ describe('Study.resume: best()', () => {
   });
 });
 
-describe('Study.resume: the scheduler replay does not bind interrupted trials', () => {
+describe.each([
+  { order: 'the arrival order', guess: false },
+  { order: 'a guessed order', guess: true },
+])('Study.resume: the scheduler replay does not bind interrupted trials ($order)', ({ guess }) => {
+  const reload = (name = 's') => reloadAs(name, guess);
+
   it('ASHA: a trial promoted before the crash is not pruned on its next report', () => {
     const first = start({
       space: { x: { type: 'float', min: 0, max: 1 } },
@@ -268,6 +286,120 @@ describe('Study.resume: the scheduler replay does not bind interrupted trials', 
     if (e.action !== 'exploit') return;
     const donorX = resumed.trials()[e.donor]?.config.x as number;
     expect(e.config.x).toBeCloseTo(Math.min(10, donorX * 2));
+  });
+});
+
+describe('Study.resume: the replay follows the order the reports arrived in', () => {
+  const asha: StudyOptions = {
+    space: { x: { type: 'float', min: 0, max: 1 } },
+    objective: { metric: 'loss', mode: 'min' },
+    sampler: { name: 'random' },
+    scheduler: { name: 'asha', options: { gracePeriod: 1, reductionFactor: 2, maxSteps: 16 } },
+    trials: 3,
+    seed: 1,
+  };
+  const rungsOf = (study: Study) => (study.scheduler() as AshaScheduler).rungs();
+  const rung = (study: Study, step: number) =>
+    rungsOf(study)
+      .find((r) => r.step === step)
+      ?.entries.map((e) => [e.trialId, e.promoted]);
+
+  /**
+   * Rungs at steps 1, 2, 4, 8. Trial a (0) reports every step and reaches rung 2 first with a
+   * poor loss (promoted: nothing to compare with), then rung 4. Trial c (1) reports every other
+   * step, so its FIRST report reaches rung 2, with a better loss, after a's. The guess replays by
+   * report index (c's step 2 in the same round as a's step 1), so c gets to rung 2 first, a is
+   * then stopped there and its rung-4 arrival is lost.
+   */
+  function firstRun(): Study {
+    const first = start(asha);
+    const a = asked(first);
+    const c = asked(first);
+    for (const [step, loss] of [
+      [1, 3],
+      [2, 3],
+      [3, 3],
+      [4, 2],
+    ] as const) {
+      expect(first.report(a.id, { step, loss }).action).toBe('continue');
+    }
+    expect(first.report(c.id, { step: 2, loss: 1 }).action).toBe('continue');
+    expect(first.report(c.id, { step: 4, loss: 1 }).action).toBe('continue');
+    first.tell(a.id, { state: 'completed' });
+    first.tell(c.id, { state: 'completed' });
+    return first;
+  }
+
+  it("ASHA: rebuilt in the arrival order, the rungs are the first run's, and so is the next decision", () => {
+    const first = firstRun();
+    const expected = rungsOf(first);
+    expect(rung(first, 4)).toEqual([
+      [0, true],
+      [1, true],
+    ]);
+    const resumed = reload();
+    expect(rungsOf(resumed)).toEqual(expected);
+    // A new trial reaching rung 4 with loss 1.5 meets a's 2 and c's 1 there (cutoff 1.5): it goes on.
+    const d = asked(resumed);
+    expect(resumed.report(d.id, { step: 1, loss: 1.5 }).action).toBe('continue');
+    expect(resumed.report(d.id, { step: 2, loss: 1.5 }).action).toBe('continue');
+    expect(resumed.report(d.id, { step: 4, loss: 1.5 }).action).toBe('continue');
+  });
+
+  it('ASHA: the guessed order differs here (a is stopped at rung 2), which the arrival order fixes', () => {
+    const first = firstRun();
+    const guessed = reload('s', true);
+    expect(rung(first, 2)).toEqual([
+      [0, true],
+      [1, true],
+    ]);
+    expect(rung(guessed, 2)).toEqual([
+      [1, true],
+      [0, false],
+    ]);
+    expect(rung(guessed, 4)).toEqual([[1, true]]);
+    // So the guess stops the new trial that the first run's rungs let go on.
+    const d = asked(guessed);
+    guessed.report(d.id, { step: 1, loss: 1.5 });
+    guessed.report(d.id, { step: 2, loss: 1.5 });
+    expect(guessed.report(d.id, { step: 4, loss: 1.5 }).action).toBe('stop');
+  });
+
+  it('ASHA: an interrupted trial is replayed among the others in arrival order and not stopped', () => {
+    const first = start(asha);
+    const a = asked(first);
+    const c = asked(first);
+    first.report(a.id, { step: 1, loss: 3 });
+    first.report(a.id, { step: 2, loss: 3 });
+    first.report(c.id, { step: 2, loss: 1 });
+    first.checkpoint(a.id, 2, { w: 2 });
+    first.tell(c.id, { state: 'completed' });
+    const resumed = reload();
+    expect(rungsOf(resumed)).toEqual(rungsOf(first));
+    expect(asked(resumed).id).toBe(a.id);
+    // a is the first at rung 4, as it would have been without the crash.
+    expect(resumed.report(a.id, { step: 4, loss: 2.5 }).action).toBe('continue');
+  });
+
+  it("refuses an order that does not list every stored report once, in each trial's order", () => {
+    firstRun();
+    const stored = storage.loadStudy('s');
+    const order = stored.reportOrder ?? [];
+    expect(order).toHaveLength(6);
+    const resume = (o: readonly { trial: number; index: number }[]) => () =>
+      Study.resume(stored.spec, stored.trials, { store: storage, name: 's' }, o);
+    const swapped = [order[1], order[0], ...order.slice(2)] as typeof order;
+    expect(resume(swapped)).toThrow(InvalidArgumentError);
+    expect(resume(swapped)).toThrow(/report order entry 0.*report 1 of trial 0 where its report 0 was due/);
+    expect(resume(order.slice(1))).toThrow(/report order entry 0/);
+    expect(resume(order.slice(0, -1))).toThrow(/lists 1 of the 2 reports of trial 1/);
+    expect(resume([...order, { trial: 0, index: 4 }])).toThrow(/report 4 of trial 0, which has 4 reports/);
+    expect(resume([{ trial: 7, index: 0 }, ...order])).toThrow(
+      /trial 7, which is not among the stored trials/,
+    );
+    expect(resume([{ trial: 0, index: 0.5 }])).toThrow(/report order entry 0/);
+    // Nothing was rewound or changed in the store by a refused resume.
+    expect(storage.loadStudy('s').reportOrder).toEqual(order);
   });
 });
 

@@ -110,7 +110,11 @@ describe('tune()', () => {
     const result = await tune({
       space,
       objective: { metric: 'loss', mode: 'min' },
-      trainable: { module: fixture('pbt.mjs'), params: { maxSteps: 12, waitMs: 3 } },
+      trainable: {
+        module: fixture('pbt.mjs'),
+        // The four trials wait for each other to start, then train 3 ms per step side by side.
+        params: { maxSteps: 12, waitMs: 3, started: new SharedArrayBuffer(4), population: 4 },
+      },
       sampler: { name: 'random' },
       scheduler: { name: 'pbt', options: { perturbationInterval: 3 } },
       trials: 4,
