@@ -4,72 +4,10 @@
  * re-runs a finished trial and continues interrupted ones from their checkpoint.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  type LineageEntry,
-  Study,
-  StudyErrorCodes,
-  type StudySpec,
-  type StudyStore,
-  type TrialMetrics,
-  type TrialRecord,
-  type TrialState,
-} from '../../src/tune/index.js';
+import { Study, StudyErrorCodes, type StudySpec, type TrialRecord } from '../../src/tune/index.js';
+import { MemoryStore } from './memory-store.js';
 
 const space = { x: { type: 'float', min: -10, max: 10 } } as const;
-
-/** A store in memory that keeps what StudyStorage keeps, to test resume without SQLite. */
-class MemoryStore implements StudyStore {
-  readonly trials = new Map<number, TrialRecord>();
-  readonly checkpoints = new Map<number, { step: number; state: unknown }>();
-  finished = false;
-  trialStarted(_s: string, id: number, config: Record<string, unknown>): void {
-    const t = this.trials.get(id);
-    if (t !== undefined) {
-      t.state = 'running';
-      return;
-    }
-    this.trials.set(id, {
-      id,
-      state: 'running',
-      initialConfig: config,
-      config,
-      reports: [],
-      best: null,
-      error: null,
-      lineage: [],
-      startedAt: 1,
-      endedAt: null,
-    });
-  }
-  report(_s: string, id: number, metrics: TrialMetrics): void {
-    this.trials.get(id)?.reports.push(metrics);
-  }
-  checkpoint(_s: string, id: number, step: number, state: unknown): void {
-    this.checkpoints.set(id, { step, state: structuredClone(state) });
-  }
-  latestCheckpoint(_s: string, id: number) {
-    return this.checkpoints.get(id);
-  }
-  exploit(_s: string, id: number, entry: LineageEntry): void {
-    const t = this.trials.get(id) as TrialRecord;
-    t.lineage.push(entry);
-    t.config = entry.config;
-  }
-  trialEnded(_s: string, id: number, state: TrialState, best: number | null, error: string | null): void {
-    const t = this.trials.get(id) as TrialRecord;
-    t.state = state;
-    t.best = best;
-    t.error = error;
-    t.endedAt = 2;
-  }
-  finishStudy(): void {
-    this.finished = true;
-  }
-  /** What a crash leaves behind: deep copies of the records. */
-  snapshot(): TrialRecord[] {
-    return [...this.trials.values()].map((t) => structuredClone(t));
-  }
-}
 
 describe('Study ask/tell', () => {
   it('hands out `trials` trials, then null, and reports the best by the objective', () => {

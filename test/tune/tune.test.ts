@@ -5,19 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import { Runtime } from '../../src/kernel/index.js';
 import {
-  type Config,
-  type LineageEntry,
   runStudy,
   Study,
   StudyCrashedError,
-  type StudyStore,
-  type TrialMetrics,
-  type TrialRecord,
-  type TrialState,
   TuneErrorCodes,
   type TuneEvent,
   tune,
 } from '../../src/tune/index.js';
+import { MemoryStore } from './memory-store.js';
 
 const fixture = (name: string) => new URL(`../fixtures/study/${name}`, import.meta.url).href;
 const quadraticSpace = {
@@ -184,66 +179,6 @@ describe('tune()', () => {
   });
 });
 
-/** A store in memory that can fail one report write (SQLITE_BUSY), for the crash path. */
-class FlakyStore implements StudyStore {
-  readonly trials = new Map<number, TrialRecord>();
-  readonly checkpoints = new Map<number, { step: number; state: unknown }>();
-  /** Every write, in order: `started 0`, `report 0`, `ended 0 completed`... */
-  readonly writes: string[] = [];
-  failNextReport = false;
-  trialStarted(_s: string, id: number, config: Config): void {
-    this.writes.push(`started ${id}`);
-    const t = this.trials.get(id);
-    if (t !== undefined) t.state = 'running';
-    else {
-      this.trials.set(id, {
-        id,
-        state: 'running',
-        initialConfig: config,
-        config,
-        reports: [],
-        best: null,
-        error: null,
-        lineage: [],
-        startedAt: 1,
-        endedAt: null,
-      });
-    }
-  }
-  report(_s: string, id: number, metrics: TrialMetrics): void {
-    if (this.failNextReport) {
-      this.failNextReport = false;
-      throw new Error('SQLITE_BUSY: database is locked');
-    }
-    this.writes.push(`report ${id}`);
-    this.trials.get(id)?.reports.push(metrics);
-  }
-  checkpoint(_s: string, id: number, step: number, state: unknown): void {
-    this.writes.push(`checkpoint ${id}`);
-    this.checkpoints.set(id, { step, state: structuredClone(state) });
-  }
-  latestCheckpoint(_s: string, id: number) {
-    return this.checkpoints.get(id);
-  }
-  exploit(_s: string, id: number, entry: LineageEntry): void {
-    this.writes.push(`exploit ${id}`);
-    const t = this.trials.get(id) as TrialRecord;
-    t.lineage.push(entry);
-    t.config = entry.config;
-  }
-  trialEnded(_s: string, id: number, state: TrialState, best: number | null, error: string | null): void {
-    this.writes.push(`ended ${id} ${state}`);
-    const t = this.trials.get(id) as TrialRecord;
-    Object.assign(t, { state, best, error, endedAt: 2 });
-  }
-  finishStudy(): void {
-    this.writes.push('finished');
-  }
-  snapshot(): TrialRecord[] {
-    return [...this.trials.values()].map((t) => structuredClone(t));
-  }
-}
-
 describe('tune(): failures and stops (review regressions)', () => {
   const options = {
     space: quadraticSpace,
@@ -257,7 +192,7 @@ describe('tune(): failures and stops (review regressions)', () => {
 
   it('aborted before it starts: starts no trial, leaves the store untouched and nothing running', async () => {
     const runtime = new Runtime();
-    const store = new FlakyStore();
+    const store = new MemoryStore();
     const controller = new AbortController();
     controller.abort();
     try {
@@ -331,7 +266,7 @@ describe('tune(): failures and stops (review regressions)', () => {
   });
 
   it('a store that fails to write a report crashes the study; the trial stays running and a resume continues it', async () => {
-    const store = new FlakyStore();
+    const store = new MemoryStore();
     const study = Study.create({ ...options, concurrency: 1 }, { store, name: 's' });
     store.failNextReport = true;
     const error = await runStudy(study, { trainable: options.trainable }).then(
