@@ -1,14 +1,6 @@
-/**
- * The HTML report: the HTML string itself (structure, escaping, no network), and the same report
- * rendered by real headless Chromium, asserting on the DOM after its script ran. Chromium must be
- * installed (CI installs it: `apt-get update && apt-get install -y chromium`); without it the
- * Chromium tests fail with a message saying so, they never skip.
- */
-import { execFile, execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Comparison } from '../../src/perf/baseline.js';
 import type { OperationOk, OperationResult, SuiteResult } from '../../src/perf/harness.js';
@@ -24,6 +16,7 @@ import {
 import type { WorkloadResult } from '../../src/perf/runner.js';
 import type { SoakInterval, SoakMemory, SoakReport } from '../../src/perf/soak.js';
 import { seededRandom, sortedCopy, summarize } from '../../src/perf/stats.js';
+import { CHROMIUM_INSTALL, dumpDom, findChromium } from '../helpers/chromium.js';
 
 // ---- fixtures ------------------------------------------------------------------------------------
 
@@ -495,41 +488,7 @@ describe('renderHtmlReport (string)', () => {
 
 // ---- in headless Chromium ------------------------------------------------------------------------
 
-const INSTALL = 'apt-get update && apt-get install -y chromium';
-
-/** The Chromium binary on PATH, or null. */
-function findChromium(): string | null {
-  for (const name of ['chromium', 'chromium-browser']) {
-    try {
-      const path = execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
-      if (path !== '') return path;
-    } catch {
-      // not this one
-    }
-  }
-  return null;
-}
-
-/** Load `file` in headless Chromium and return the DOM after its scripts ran. */
-function dumpDom(chromium: string, file: string, profile: string): Promise<string> {
-  const args = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-    '--no-first-run',
-    '--disable-extensions',
-    `--user-data-dir=${profile}`,
-    '--dump-dom',
-    pathToFileURL(file).href,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(chromium, args, { timeout: 15_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`chromium failed: ${error.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
+const INSTALL = CHROMIUM_INSTALL;
 
 describe('the report in headless Chromium', () => {
   let dir: string | undefined;

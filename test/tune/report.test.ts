@@ -1,14 +1,6 @@
-/**
- * The study report: the HTML string itself (structure, element counts per chart, escaping, the
- * empty and degenerate cases, size with hundreds of trials), and the same report rendered by real
- * headless Chromium, asserting on the DOM after its script ran. CI installs Chromium; without it
- * the Chromium tests fail under CI and are skipped, saying why, elsewhere.
- */
-import { execFile, execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/tune/random.js';
 import { escapeHtml, renderStudyReport, type StudyReportInput } from '../../src/tune/report.js';
@@ -20,6 +12,7 @@ import type {
   TrialRecord,
   TrialState,
 } from '../../src/tune/types.js';
+import { CHROMIUM_INSTALL, dumpDom, findChromium } from '../helpers/chromium.js';
 
 // ---- fixtures ------------------------------------------------------------------------------------
 
@@ -390,40 +383,7 @@ describe('renderStudyReport (string)', () => {
 
 // ---- in headless Chromium ------------------------------------------------------------------------
 
-const INSTALL = 'apt-get update && apt-get install -y chromium';
-
-function findChromium(): string | null {
-  for (const name of ['chromium', 'chromium-browser']) {
-    try {
-      const found = execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
-      if (found !== '') return found;
-    } catch {
-      // not this one
-    }
-  }
-  return null;
-}
-
-/** Load `file` in headless Chromium and return the DOM after its scripts ran. */
-function dumpDom(chromium: string, file: string, profile: string): Promise<string> {
-  const args = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-dev-shm-usage',
-    '--no-first-run',
-    '--disable-extensions',
-    `--user-data-dir=${profile}`,
-    '--dump-dom',
-    pathToFileURL(file).href,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(chromium, args, { timeout: 15_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`chromium failed: ${error.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
+const INSTALL = CHROMIUM_INSTALL;
 
 const chromium = findChromium();
 if (chromium === null && process.env.CI === undefined) {
