@@ -289,6 +289,7 @@ async function studyFromOptions(opts: TuneOpts): Promise<StudyOptions & { traina
     const floats = Object.keys(checked).filter((k) => checked[k]?.type === 'float');
     schedulerOptions = {
       perturbationInterval: Math.max(1, Math.floor(maxSteps / 6)),
+      maxSteps,
       ...(floats.length > 0 ? { dimensions: floats } : {}),
     };
   }

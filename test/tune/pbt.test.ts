@@ -76,6 +76,20 @@ describe('PBT decisions', () => {
     expect(s.lineage(1).map((e) => e.step)).toEqual([2, 8]);
   });
 
+  it('does not exploit at or after maxSteps (nothing would be left to train)', () => {
+    const run = (options: PbtOptions) => {
+      const s = pbt(options, 2);
+      s.onReport(0, 1, 1);
+      s.onReport(1, 1, 2);
+      s.onReport(0, 2, 1);
+      return s.onReport(1, 2, 2).action;
+    };
+    expect(run({ perturbationInterval: 2 })).toBe('exploit');
+    expect(run({ perturbationInterval: 2, maxSteps: 2 })).toBe('continue');
+    expect(run({ perturbationInterval: 2, maxSteps: 3 })).toBe('exploit');
+    expect(() => pbtScheduler({ perturbationInterval: 2, maxSteps: 0 })).toThrow(/pbt option "maxSteps"/);
+  });
+
   it('never checks before the burn-in period, and then only on the interval', () => {
     const s = pbt({ perturbationInterval: 2, burnInPeriod: 5 }, 2);
     s.onReport(0, 1, 0);

@@ -50,6 +50,11 @@ export interface PbtOptions {
   readonly burnInPeriod?: number;
   /** The dimensions to explore (default: all of the space); the others keep the donor's values. */
   readonly dimensions?: readonly string[];
+  /**
+   * The trials' last step, when known: no exploit at or after it (a restart there would have
+   * nothing left to train, and would only relabel the trial with a config it never ran).
+   */
+  readonly maxSteps?: number;
 }
 
 /** How `exploreConfig` changes a config. */
@@ -86,6 +91,7 @@ interface PbtSettings {
   readonly perturbationInterval: number;
   readonly quantileFraction: number;
   readonly burnInPeriod: number;
+  readonly maxSteps: number;
   readonly explore: ExploreOptions;
 }
 
@@ -125,7 +131,7 @@ class Pbt implements PbtScheduler {
     trial.lastStep = step;
     if (step < trial.nextCheck) return CONTINUE;
     trial.nextCheck = this.#checkAfter(step);
-    if (step < this.#settings.burnInPeriod) return CONTINUE;
+    if (step < this.#settings.burnInPeriod || step >= this.#settings.maxSteps) return CONTINUE;
 
     const ranked: PbtTrial[] = [];
     for (const t of this.#trials.values()) if (!t.ended && t.lastLoss !== null) ranked.push(t);
@@ -285,6 +291,7 @@ export function pbtScheduler(options: PbtOptions): PbtSchedulerFactory {
     'perturbFactors',
     'burnInPeriod',
     'dimensions',
+    'maxSteps',
   ]);
   const perturbationInterval = intOption('pbt', opts, 'perturbationInterval', 1);
   const quantileFraction = numberOption(
@@ -296,6 +303,7 @@ export function pbtScheduler(options: PbtOptions): PbtSchedulerFactory {
   );
   const resampleProbability = numberOption('pbt', opts, 'resampleProbability', { min: 0, max: 1 }, 0.25);
   const burnInPeriod = intOption('pbt', opts, 'burnInPeriod', 0, 0);
+  const maxSteps = intOption('pbt', opts, 'maxSteps', 1, Number.MAX_SAFE_INTEGER);
   const perturbFactors = checkFactors(opts.perturbFactors);
   const dimensions = checkDimensionNames(opts.dimensions);
   return (space: SearchSpace, seed: number) => {
@@ -314,7 +322,7 @@ export function pbtScheduler(options: PbtOptions): PbtSchedulerFactory {
       dimensions === undefined
         ? { resampleProbability, perturbFactors }
         : { resampleProbability, perturbFactors, dimensions };
-    return new Pbt({ perturbationInterval, quantileFraction, burnInPeriod, explore }, space, seed);
+    return new Pbt({ perturbationInterval, quantileFraction, burnInPeriod, maxSteps, explore }, space, seed);
   };
 }
 
