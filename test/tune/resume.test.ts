@@ -19,6 +19,8 @@ const root = path.resolve(path.dirname(cli), '../..');
 const trainable = fileURLToPath(new URL('../fixtures/study/quadratic.mjs', import.meta.url));
 const TRIALS = 10;
 const STEPS = 8;
+/** In the first process, trials from this id on hang after step 2 (two at a time: 3 and 4). */
+const HANG_FROM = 3;
 
 let dir: string;
 beforeAll(async () => {
@@ -28,12 +30,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Start `mabeam tune` as a child process; SIGKILL it once `finished` trials have ended. */
-function runAndKill(args: string[], finished: number): Promise<string[]> {
+/**
+ * Start `mabeam tune` as a child process in which trials from `HANG_FROM` on stop mid-run (the
+ * fixture's MABEAM_TEST_HANG_FROM_TRIAL); SIGKILL it once `finished` trials have ended and
+ * `hanging` trials have said they are stuck mid-run.
+ */
+function runAndKill(args: string[], finished: number, hanging: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', cli, 'tune', ...args], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MABEAM_TEST_HANG_FROM_TRIAL: String(HANG_FROM) },
     });
     const lines: string[] = [];
     let killed = false;
@@ -44,7 +51,8 @@ function runAndKill(args: string[], finished: number): Promise<string[]> {
     createInterface({ input: child.stderr }).on('line', (line) => {
       lines.push(line);
       const ended = lines.filter((l) => /^trial \d+ (completed|pruned|failed)/.test(l)).length;
-      if (ended >= finished && !killed) {
+      const stuck = lines.filter((l) => /^hanging trial \d+$/.test(l)).length;
+      if (ended >= finished && stuck >= hanging && !killed) {
         killed = true;
         child.kill('SIGKILL');
       }
@@ -74,7 +82,7 @@ function load(db: string, name: string): TrialRecord[] {
 describe('mabeam tune --resume after kill -9', () => {
   it('keeps every finished trial, continues interrupted ones from their checkpoint, and runs the rest', async () => {
     const db = path.join(dir, 'studies.db');
-    // Each step waits 15 ms in the trainable (its "training"), so trials are mid-run when killed.
+    // Trials 0-2 finish; trials 3 and 4 report and checkpoint steps 1-2, then hang mid-run.
     const args = [
       '--trainable',
       trainable,
@@ -96,10 +104,8 @@ describe('mabeam tune --resume after kill -9', () => {
       '3',
       '--param',
       'checkpoint=true',
-      '--param',
-      'waitMs=15',
     ];
-    const lines = await runAndKill(args, 3);
+    const lines = await runAndKill(args, HANG_FROM, 2);
     expect(lines.some((l) => l.startsWith('trial '))).toBe(true);
     const before = load(db, 'crash');
     const finished = before.filter((t) => t.state === 'completed');

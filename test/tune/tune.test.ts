@@ -107,8 +107,8 @@ describe('tune()', () => {
       objective: { metric: 'loss', mode: 'min' },
       trainable: {
         module: fixture('pbt.mjs'),
-        // The four trials wait for each other to start, then train 3 ms per step side by side.
-        params: { maxSteps: 12, waitMs: 3, started: new SharedArrayBuffer(4), population: 4 },
+        // The four trials (ids 0-3) train side by side, step for step (the fixture's lockstep).
+        params: { maxSteps: 12, lockstep: new SharedArrayBuffer(4 * 4) },
       },
       sampler: { name: 'random' },
       scheduler: { name: 'pbt', options: { perturbationInterval: 3 } },
@@ -160,13 +160,14 @@ describe('tune()', () => {
       const result = await tune({
         space: quadraticSpace,
         objective: { metric: 'loss', mode: 'min' },
-        trainable: { module: fixture('quadratic.mjs'), params: { maxSteps: 1000, waitMs: 5 } },
+        // One report, then a step that never ends: the trials are mid-run when the abort comes.
+        trainable: { module: fixture('hang-after-report.mjs') },
         sampler: { name: 'random' },
         trials: 4,
         concurrency: 2,
         runtime,
         onEvent: (e) => {
-          if (e.type === 'report' && e.metrics.step === 3) controller.abort();
+          if (e.type === 'report') controller.abort();
         },
         signal: controller.signal,
       });
