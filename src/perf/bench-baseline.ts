@@ -33,6 +33,7 @@ import {
   type OperationComparison,
 } from './baseline.js';
 import { type BenchEnvironment, benchEnvironment } from './harness.js';
+import { uncomparedText } from './reporters.js';
 import type { WorkloadResult } from './runner.js';
 import { fieldUnit, formatFigure, lineName } from './slo.js';
 
@@ -299,16 +300,8 @@ export function describeBenchTest(c: Comparison): string {
 }
 
 function verdictText(c: OperationComparison): string {
-  switch (c.status) {
-    case 'compared':
-      return c.verdict === 'no significant change' ? 'no significant change' : c.verdict.toUpperCase();
-    case 'only-in-current':
-      return 'new (not in baseline)';
-    case 'only-in-baseline':
-      return 'not run';
-    case 'not-comparable':
-      return `not comparable: ${c.reason}`;
-  }
+  if (c.status !== 'compared') return uncomparedText(c);
+  return c.verdict === 'no significant change' ? 'no significant change' : c.verdict.toUpperCase();
 }
 
 /**

@@ -68,11 +68,14 @@ export function formatBytes(bytes: number): string {
 /** `1.04x [0.99, 1.09] no significant change`, or why there is no ratio. */
 export function formatComparison(c: OperationComparison | undefined): string {
   if (c === undefined) return '-';
+  if (c.status !== 'compared') return uncomparedText(c);
+  const { ratio, low, high } = c.interval;
+  return `${ratio.toFixed(2)}x [${low.toFixed(2)}, ${high.toFixed(2)}] ${c.verdict}`;
+}
+
+/** Why an operation has no ratio: new, not run, or not comparable (with the reason). */
+export function uncomparedText(c: Exclude<OperationComparison, { status: 'compared' }>): string {
   switch (c.status) {
-    case 'compared': {
-      const { ratio, low, high } = c.interval;
-      return `${ratio.toFixed(2)}x [${low.toFixed(2)}, ${high.toFixed(2)}] ${c.verdict}`;
-    }
     case 'only-in-current':
       return 'new (not in baseline)';
     case 'only-in-baseline':
